@@ -1,0 +1,120 @@
+//! The configuration file as a user writes it. Every field has a default equal to the network
+//! model in DESIGN.md, so an empty file is a working config. Unknown keys are errors.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::MacAddr;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub lan: RawLan,
+    pub dhcp: RawDhcp,
+    pub dns: RawDns,
+    pub state: RawState,
+}
+
+/// `[lan]`: the app bridge side, where the appliance is the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLan {
+    /// The interface facing the app bridge; DHCP binds to it and to nothing else.
+    pub interface: String,
+    /// The gateway address with its prefix; the LAN subnet is derived from it.
+    pub address: String,
+}
+
+impl Default for RawLan {
+    fn default() -> Self {
+        RawLan { interface: "eth1".into(), address: "10.20.0.1/24".into() }
+    }
+}
+
+/// `[dhcp]`: the DHCPv4 server on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDhcp {
+    pub enabled: bool,
+    /// Addresses handed to clients that have no reservation (`first-last`).
+    pub range: String,
+    /// Addresses kept for reservations and static hosts; never handed out dynamically.
+    pub reserved: String,
+    /// How long a lease lasts; clients renew at half of it (T1) and rebind at 7/8 (T2).
+    pub lease_time: String,
+    /// How long an address a client declined (found in use) is kept out of the pool.
+    pub decline_probation: String,
+    /// How long an offered address is held for the client it was offered to.
+    pub offer_hold: String,
+    /// Most offers held at once, so a DISCOVER flood cannot lock the pool; `0` means one
+    /// eighth of the pool (at least one).
+    pub max_held_offers: u32,
+    pub reservations: Vec<RawReservation>,
+}
+
+impl Default for RawDhcp {
+    fn default() -> Self {
+        RawDhcp {
+            enabled: true,
+            range: "10.20.0.100-10.20.0.250".into(),
+            reserved: "10.20.0.2-10.20.0.99".into(),
+            lease_time: "12h".into(),
+            decline_probation: "10m".into(),
+            offer_hold: "30s".into(),
+            max_held_offers: 0,
+            reservations: Vec::new(),
+        }
+    }
+}
+
+/// `[[dhcp.reservations]]`: a fixed address (and name) for one MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReservation {
+    pub mac: String,
+    pub ip: String,
+    /// Host name the address is known by; owned by this reservation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `[dns]`: names. Only the domain is used so far (DHCP hands it to clients).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDns {
+    /// The domain the appliance is authoritative for; given to DHCP clients as domain and search list.
+    pub domain: String,
+}
+
+impl Default for RawDns {
+    fn default() -> Self {
+        RawDns { domain: "prox.local".into() }
+    }
+}
+
+/// `[state]`: where the durable store lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawState {
+    /// Directory of the store; on Proxmox a mount point so upgrades keep it.
+    pub dir: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState { dir: "/var/lib/proximity".into() }
+    }
+}
+
+impl RawConfig {
+    /// The file form, for writing a config the daemon will read back unchanged.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+impl RawReservation {
+    pub fn new(mac: MacAddr, ip: std::net::Ipv4Addr, name: Option<&str>) -> Self {
+        RawReservation { mac: mac.to_string(), ip: ip.to_string(), name: name.map(str::to_owned) }
+    }
+}

@@ -1,0 +1,406 @@
+//! From the file to a config that cannot be invalid. Every problem is collected with its field
+//! path (`dhcp.range: 10.20.1.5 is outside lan.address 10.20.0.1/24`) and reported together.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use crate::raw::{RawConfig, RawDhcp, RawReservation};
+use crate::types::{Ipv4Range, MacAddr, check_domain, check_label};
+
+/// Shortest lease accepted; shorter ones make clients chatter without benefit.
+pub const MIN_LEASE_TIME: Duration = Duration::from_secs(10);
+/// Longest lease accepted; the DHCP option carries seconds in 32 bits and 0xffffffff means "infinite".
+pub const MAX_LEASE_TIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub lan: LanConfig,
+    pub dhcp: DhcpConfig,
+    pub dns: DnsConfig,
+    pub state: StateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanConfig {
+    pub interface: String,
+    /// The gateway address and the LAN subnet (`10.20.0.1/24`).
+    pub address: Ipv4Net,
+}
+
+impl LanConfig {
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.address.addr()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpConfig {
+    pub enabled: bool,
+    pub range: Ipv4Range,
+    pub reserved: Ipv4Range,
+    pub lease_time: Duration,
+    pub decline_probation: Duration,
+    pub offer_hold: Duration,
+    /// Resolved: never 0.
+    pub max_held_offers: u32,
+    pub reservations: Vec<Reservation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    /// Lower-case host label.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Lower-case, without a trailing dot.
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field (`dhcp.reservations[2].ip`), or `(file)` for a syntax error.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a config, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} in the config", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigErrors {
+    pub(crate) fn parse(e: &toml::de::Error) -> Self {
+        let message = e.to_string().trim_end().replace('\n', "\n    ");
+        ConfigErrors(vec![FieldError { path: "(file)".into(), message }])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
+    }
+}
+
+/// Collects problems while fields are checked one by one.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { path: path.into(), message: message.into() });
+    }
+
+    /// Records a parse failure and yields the value when there was none.
+    fn check<T, E: fmt::Display>(&mut self, path: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| self.add(path, e.to_string())).ok()
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write it like \"12h\", \"30m\" or \"90s\""))
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigErrors;
+
+    fn try_from(raw: RawConfig) -> Result<Self, ConfigErrors> {
+        let mut p = Problems::default();
+
+        let interface = raw.lan.interface.clone();
+        if let Err(why) = check_interface_name(&interface) {
+            p.add("lan.interface", why);
+        }
+        let lan_net = p.check("lan.address", parse_lan_address(&raw.lan.address));
+
+        let dhcp = check_dhcp(&raw.dhcp, lan_net, &mut p);
+
+        let domain = raw.dns.domain.trim_end_matches('.').to_ascii_lowercase();
+        if let Err(e) = check_domain(&domain) {
+            p.add("dns.domain", format!("{:?} is not a domain name: {e}", raw.dns.domain));
+        }
+
+        if raw.state.dir.trim().is_empty() {
+            p.add("state.dir", "is empty; give the directory where the store lives");
+        }
+
+        match (lan_net, dhcp) {
+            (Some(address), Some(dhcp)) if p.0.is_empty() => Ok(Config {
+                lan: LanConfig { interface, address },
+                dhcp,
+                dns: DnsConfig { domain },
+                state: StateConfig { dir: PathBuf::from(raw.state.dir) },
+            }),
+            _ => Err(ConfigErrors(p.0)),
+        }
+    }
+}
+
+fn check_interface_name(name: &str) -> Result<(), String> {
+    // Linux IFNAMSIZ is 16 including the terminating NUL.
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{name:?} must be 1 to 15 characters long"));
+    }
+    if name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err(format!("{name:?} may not contain '/', ':' or spaces"));
+    }
+    Ok(())
+}
+
+fn parse_lan_address(text: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address with prefix, like \"10.20.0.1/24\""))?;
+    if net.prefix_len() > 30 {
+        return Err(format!("{net}: the prefix must be /30 or shorter to leave room for clients"));
+    }
+    if net.addr() == net.network() || net.addr() == net.broadcast() {
+        return Err(format!("{net}: the gateway cannot be the network or broadcast address"));
+    }
+    Ok(net)
+}
+
+/// Checks a range against the LAN: inside it, and clear of the network, broadcast and gateway addresses.
+fn check_range(path: &str, text: &str, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<Ipv4Range> {
+    let range: Ipv4Range = p.check(path, text.parse())?;
+    let Some(lan) = lan else { return Some(range) };
+    let before = p.0.len();
+    for end in [range.first(), range.last()] {
+        if !lan.contains(&end) {
+            p.add(path, format!("{end} is outside lan.address {lan}"));
+        }
+    }
+    if range.contains(lan.network()) || range.contains(lan.broadcast()) {
+        p.add(path, format!("{range} includes the network or broadcast address of {lan}"));
+    }
+    if range.contains(lan.addr()) {
+        p.add(path, format!("{range} includes the gateway {}", lan.addr()));
+    }
+    (p.0.len() == before).then_some(range)
+}
+
+fn check_dhcp(raw: &RawDhcp, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<DhcpConfig> {
+    let range = check_range("dhcp.range", &raw.range, lan, p);
+    let reserved = check_range("dhcp.reserved", &raw.reserved, lan, p);
+    if let (Some(range), Some(reserved)) = (range, reserved) {
+        if range.overlaps(&reserved) {
+            p.add("dhcp.range", format!("{range} overlaps dhcp.reserved {reserved}"));
+        }
+    }
+
+    let mut duration = |path: &str, text: &str, min: Duration, max: Duration| {
+        let d = p.check(path, parse_duration(text))?;
+        if d < min || d > max {
+            p.add(
+                path,
+                format!(
+                    "{text:?} must be between {} and {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    };
+    let lease_time = duration("dhcp.lease_time", &raw.lease_time, MIN_LEASE_TIME, MAX_LEASE_TIME);
+    let decline_probation =
+        duration("dhcp.decline_probation", &raw.decline_probation, Duration::ZERO, MAX_LEASE_TIME);
+    let offer_hold = duration("dhcp.offer_hold", &raw.offer_hold, Duration::from_secs(1), Duration::from_secs(600));
+
+    let reservations = check_reservations(&raw.reservations, reserved, p);
+
+    let max_held_offers = match (raw.max_held_offers, range) {
+        (0, Some(r)) => u32::try_from((r.len() / 8).max(1)).unwrap_or(u32::MAX),
+        (n, _) => n,
+    };
+
+    Some(DhcpConfig {
+        enabled: raw.enabled,
+        range: range?,
+        reserved: reserved?,
+        lease_time: lease_time?,
+        decline_probation: decline_probation?,
+        offer_hold: offer_hold?,
+        max_held_offers,
+        reservations: reservations?,
+    })
+}
+
+fn check_reservations(raw: &[RawReservation], reserved: Option<Ipv4Range>, p: &mut Problems) -> Option<Vec<Reservation>> {
+    let before = p.0.len();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut macs: HashMap<MacAddr, usize> = HashMap::new();
+    let mut ips: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |field: &str| format!("dhcp.reservations[{i}].{field}");
+        let mac = p.check(&at("mac"), r.mac.parse::<MacAddr>());
+        let ip = p.check(&at("ip"), r.ip.parse::<Ipv4Addr>().map_err(|_| format!("{:?} is not an IPv4 address", r.ip)));
+        let name = r.name.as_ref().map(|n| n.to_ascii_lowercase());
+        if let Some(n) = &name {
+            if let Err(e) = check_label(n) {
+                p.add(at("name"), format!("{n:?} is not a valid host name: {e}"));
+            } else if let Some(j) = names.insert(n.clone(), i) {
+                p.add(at("name"), format!("{n:?} is already used by dhcp.reservations[{j}]"));
+            }
+        }
+        if let Some(mac) = mac {
+            if let Some(j) = macs.insert(mac, i) {
+                p.add(at("mac"), format!("{mac} is already reserved by dhcp.reservations[{j}]"));
+            }
+        }
+        if let Some(ip) = ip {
+            if let Some(reserved) = reserved {
+                if !reserved.contains(ip) {
+                    p.add(at("ip"), format!("{ip} is outside dhcp.reserved {reserved}"));
+                }
+            }
+            if let Some(j) = ips.insert(ip, i) {
+                p.add(at("ip"), format!("{ip} is already reserved by dhcp.reservations[{j}]"));
+            }
+        }
+        if let (Some(mac), Some(ip)) = (mac, ip) {
+            out.push(Reservation { mac, ip, name });
+        }
+    }
+    (p.0.len() == before).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EXAMPLE_TOML, from_toml_str};
+
+    #[test]
+    fn empty_file_is_the_design_default() {
+        let c = from_toml_str("").expect("defaults are valid");
+        assert_eq!(c.lan.interface, "eth1");
+        assert_eq!(c.lan.address.to_string(), "10.20.0.1/24");
+        assert_eq!(c.dhcp.range.to_string(), "10.20.0.100-10.20.0.250");
+        assert_eq!(c.dhcp.reserved.to_string(), "10.20.0.2-10.20.0.99");
+        assert_eq!(c.dhcp.lease_time, Duration::from_secs(12 * 3600));
+        assert_eq!(c.dhcp.max_held_offers, 18);
+        assert_eq!(c.dns.domain, "prox.local");
+    }
+
+    #[test]
+    fn example_file_loads_and_matches_defaults_except_its_reservation() {
+        let c = from_toml_str(EXAMPLE_TOML).expect("the shipped example is valid");
+        let d = from_toml_str("").expect("defaults are valid");
+        assert_eq!(c.lan, d.lan);
+        assert_eq!(c.dns, d.dns);
+        assert_eq!(c.state, d.state);
+        assert_eq!(c.dhcp.range, d.dhcp.range);
+        assert_eq!(c.dhcp.lease_time, d.dhcp.lease_time);
+        assert_eq!(c.dhcp.reservations.len(), 1);
+    }
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let text = RawConfig::default().to_toml().expect("serialises");
+        assert_eq!(from_toml_str(&text), from_toml_str(""));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = from_toml_str("[dhcp]\nrange_typo = \"x\"\n").expect_err("unknown key");
+        assert!(e.to_string().contains("range_typo"), "{e}");
+        assert!(from_toml_str("[nonsense]\n").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+            [lan]
+            interface = "a/b"
+            address = "10.20.0.1/24"
+            [dhcp]
+            range = "10.20.1.5-10.20.0.250"
+            reserved = "10.20.0.1-10.20.0.120"
+            lease_time = "soon"
+            offer_hold = "1h"
+            [[dhcp.reservations]]
+            mac = "52:54:00:00:00:01"
+            ip = "10.20.0.150"
+            name = "Web_1"
+            [[dhcp.reservations]]
+            mac = "52:54:00:00:00:01"
+            ip = "10.20.0.10"
+            [[dhcp.reservations]]
+            mac = "nope"
+            ip = "10.20.0.10"
+            [dns]
+            domain = "bad..domain"
+        "#;
+        let e = from_toml_str(text).expect_err("invalid");
+        let got: Vec<String> = e.iter().map(ToString::to_string).collect();
+        let expect = [
+            "lan.interface: ",
+            "dhcp.range: range 10.20.1.5-10.20.0.250 is empty",
+            "dhcp.reserved: 10.20.0.1-10.20.0.120 includes the gateway 10.20.0.1",
+            "dhcp.lease_time: \"soon\" is not a duration",
+            "dhcp.offer_hold: \"1h\" must be between",
+            "dhcp.reservations[0].name: \"web_1\" is not a valid host name",
+            "dhcp.reservations[1].mac: 52:54:00:00:00:01 is already reserved by dhcp.reservations[0]",
+            "dhcp.reservations[2].mac: \"nope\" is not a MAC address",
+            "dhcp.reservations[2].ip: 10.20.0.10 is already reserved by dhcp.reservations[1]",
+            "dns.domain: ",
+        ];
+        for want in expect {
+            assert!(got.iter().any(|g| g.starts_with(want)), "missing {want:?} in {got:#?}");
+        }
+    }
+
+    #[test]
+    fn range_checks_against_the_lan() {
+        let e = from_toml_str("[dhcp]\nrange = \"10.20.0.200-10.20.1.5\"\n").expect_err("outside");
+        assert!(e.to_string().contains("dhcp.range: 10.20.1.5 is outside lan.address 10.20.0.1/24"), "{e}");
+        let e = from_toml_str("[dhcp]\nrange = \"10.20.0.50-10.20.0.150\"\n").expect_err("overlap");
+        assert!(e.to_string().contains("overlaps dhcp.reserved"), "{e}");
+        let e = from_toml_str("[dhcp]\nrange = \"10.20.0.100-10.20.0.255\"\n").expect_err("broadcast");
+        assert!(e.to_string().contains("broadcast"), "{e}");
+        let e = from_toml_str("[[dhcp.reservations]]\nmac = \"52:54:00:00:00:01\"\nip = \"10.20.0.120\"\n")
+            .expect_err("reservation in the pool");
+        assert!(e.to_string().contains("dhcp.reservations[0].ip: 10.20.0.120 is outside dhcp.reserved"), "{e}");
+    }
+
+    #[test]
+    fn lan_address_must_leave_room() {
+        for bad in ["10.20.0.0/24", "10.20.0.1/31", "10.20.0.1", "ten"] {
+            let text = format!("[lan]\naddress = \"{bad}\"\n");
+            let e = from_toml_str(&text).expect_err(bad);
+            assert!(e.to_string().contains("lan.address"), "{e}");
+        }
+    }
+}
