@@ -1,0 +1,34 @@
+//! The DHCPv4 server of the LAN (RFC 2131/2132), on dhcproto.
+//!
+//! - [`engine`]: the protocol decisions, pure and unit-tested.
+//! - [`pool`]: which address goes to whom; holds on offers; reservations; probation.
+//! - [`reply`]: reply headers and options (parameter request list, maximum message size).
+//! - [`server`]: the socket loop; a lease is committed to the store before its ACK is sent.
+//! - [`socket`]: binding to the LAN interface only.
+//! - [`metrics`]: counters.
+
+pub mod engine;
+pub mod metrics;
+pub mod pool;
+pub mod reply;
+pub mod server;
+pub mod socket;
+
+use std::sync::Arc;
+
+use proximity_config::Config;
+
+pub use engine::{Engine, SERVER_PORT};
+pub use metrics::Metrics;
+pub use pool::Pool;
+pub use reply::NetworkOptions;
+pub use server::Server;
+
+use crate::state::{Lease, Store};
+
+/// A server for `config`, starting from the lease records kept in the store.
+pub fn server(config: &Config, records: Vec<Lease>, store: Store, metrics: Arc<Metrics>) -> Server {
+    let net = NetworkOptions::new(config.lan.gateway(), config.lan.address.trunc(), &config.dns.domain);
+    let pool = Pool::new(&config.dhcp, records);
+    Server::new(Engine::new(net, pool), store, metrics)
+}

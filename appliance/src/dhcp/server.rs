@@ -1,0 +1,214 @@
+//! The DHCP server loop: receive, decide, make durable, answer. One bad datagram never stops it;
+//! only a dead socket does.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dhcproto::v4::{Decodable, Message, MessageType};
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
+use super::metrics::Metrics;
+use crate::shutdown::Stop;
+use crate::state::{Change, LeaseState, Store, UnixTime};
+
+/// Largest datagram read; anything longer is not a DHCP message we serve.
+const RECV_BUF: usize = 4096;
+/// Replies waiting for their lease to be committed. Past this, requests are dropped and the
+/// clients retransmit, so memory stays bounded when the disk is slow.
+const MAX_PENDING_COMMITS: usize = 8192;
+/// How often ended leases are looked for (to log them, and later to update DNS).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Wall-clock seconds; leases are stored in wall-clock time so they survive restarts.
+pub fn unix_now() -> UnixTime {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A running DHCP server's shared parts.
+#[derive(Debug, Clone)]
+pub struct Server {
+    engine: Arc<Mutex<Engine>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl Server {
+    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>) -> Self {
+        Server { engine: Arc::new(Mutex::new(engine)), store, metrics }
+    }
+
+    /// Serves on `socket` until `stop` fires, then lets pending commits finish within the
+    /// stop's drain limit.
+    pub async fn serve(self, socket: UdpSocket, stop: Stop) -> std::io::Result<()> {
+        let socket = Arc::new(socket);
+        let mut pending: JoinSet<()> = JoinSet::new();
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        let mut swept_until = unix_now();
+        let result = loop {
+            tokio::select! {
+                () = stop.cancelled() => break Ok(()),
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok((len, src)) => {
+                        if pending.len() >= MAX_PENDING_COMMITS {
+                            self.metrics.overloaded();
+                            continue;
+                        }
+                        let datagram = buf.get(..len).unwrap_or_default();
+                        self.handle(datagram, src, &socket, &mut pending).await;
+                    }
+                    Err(e) if transient(&e) => debug!(error = %e, "dhcp receive"),
+                    Err(e) => break Err(e),
+                },
+                _ = sweep.tick() => {
+                    let now = unix_now();
+                    self.log_ended(swept_until, now);
+                    swept_until = now;
+                }
+                Some(done) = pending.join_next(), if !pending.is_empty() => {
+                    if let Err(e) = done {
+                        warn!(error = %e, "dhcp commit task failed");
+                    }
+                }
+            }
+        };
+        drain(&mut pending, stop.drain_limit()).await;
+        result
+    }
+
+    async fn handle(
+        &self,
+        datagram: &[u8],
+        src: SocketAddr,
+        socket: &Arc<UdpSocket>,
+        pending: &mut JoinSet<()>,
+    ) {
+        let msg = match Message::from_bytes(datagram) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.metrics.malformed();
+                debug!(%src, len = datagram.len(), error = %e, "dropped malformed dhcp datagram");
+                return;
+            }
+        };
+        let kind = msg.opts().msg_type();
+        self.metrics.received(kind);
+        let outcome = self.engine.lock().unwrap_or_else(PoisonError::into_inner).handle(&msg, unix_now());
+        match outcome {
+            Outcome::Ignore(why) => self.ignored(why, &msg, src),
+            Outcome::Send(reply) => send(socket, &self.metrics, reply).await,
+            Outcome::Commit { changes, reply } => {
+                let (store, metrics, socket) = (self.store.clone(), self.metrics.clone(), socket.clone());
+                pending.spawn(async move {
+                    let logged = changes.clone();
+                    match store.commit(changes).await {
+                        Ok(()) => {
+                            log_changes(&logged);
+                            if let Some(reply) = reply {
+                                send(&socket, &metrics, reply).await;
+                            }
+                        }
+                        Err(e) => {
+                            metrics.commit_failed();
+                            warn!(error = %e, "lease not stored; no reply sent");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn ignored(&self, why: Ignored, msg: &Message, src: SocketAddr) {
+        self.metrics.ignored(why);
+        if why == Ignored::PoolExhausted {
+            if !self.metrics.exhausted_now.swap(true, Ordering::Relaxed) {
+                warn!("dhcp pool exhausted: no free address for new clients");
+            }
+        } else {
+            debug!(%src, xid = msg.xid(), reason = ?why, "dhcp message ignored");
+        }
+    }
+
+    fn log_ended(&self, after: UnixTime, now: UnixTime) {
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        for lease in engine.pool().ended_between(after, now) {
+            info!(ip = %lease.ip, mac = %lease.mac, "lease expired");
+        }
+        if self.metrics.exhausted_now.load(Ordering::Relaxed)
+            && engine.pool().bound_count(now) < range_len(&engine)
+        {
+            self.metrics.exhausted_now.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+fn range_len(engine: &Engine) -> usize {
+    usize::try_from(engine.pool().range().len()).unwrap_or(usize::MAX)
+}
+
+fn log_changes(changes: &[Change]) {
+    for change in changes {
+        if let Change::PutLease(l) = change {
+            let name = l.hostname.as_deref().unwrap_or("");
+            match l.state {
+                LeaseState::Active => {
+                    debug!(ip = %l.ip, mac = %l.mac, hostname = name, expires = l.expires, "lease granted")
+                }
+                LeaseState::Released => info!(ip = %l.ip, mac = %l.mac, "lease released"),
+                LeaseState::Declined => {
+                    warn!(ip = %l.ip, mac = %l.mac, "address declined: in use elsewhere, on probation")
+                }
+            }
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, metrics: &Metrics, reply: Reply) {
+    let to = match reply.dest {
+        Dest::Relay(addr) => addr,
+        Dest::Client(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+        // A client without an address cannot answer ARP for it, so we broadcast rather than
+        // unicast to chaddr (RFC 2131 4.1 allows either); every client listens for both.
+        Dest::Broadcast | Dest::Hardware { .. } => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+    };
+    match socket.send_to(&reply.bytes, to).await {
+        Ok(_) => {
+            metrics.sent(reply.kind);
+            if reply.kind == MessageType::Nak {
+                info!(%to, "sent dhcp nak");
+            }
+        }
+        Err(e) => {
+            metrics.send_failed();
+            warn!(%to, error = %e, "dhcp send failed");
+        }
+    }
+}
+
+/// Errors after which the socket still works (ICMP errors reported on a later call, interrupts).
+fn transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | Interrupted | WouldBlock | HostUnreachable | NetworkUnreachable
+    )
+}
+
+async fn drain(pending: &mut JoinSet<()>, limit: Duration) {
+    if pending.is_empty() {
+        return;
+    }
+    let waited = tokio::time::timeout(limit, async { while pending.join_next().await.is_some() {} }).await;
+    if waited.is_err() {
+        warn!(
+            abandoned = pending.len(),
+            "stopping with dhcp commits still pending; their clients got no ack"
+        );
+        pending.abort_all();
+    }
+}

@@ -1,0 +1,14 @@
+//! The Proximity appliance: the network services of a Proxmox host's app LAN in one daemon.
+//!
+//! # Layout
+//! - [`state`]: the one durable store (redb); every lease is committed before it is acknowledged.
+//! - [`dhcp`]: the DHCPv4 server on the LAN interface.
+//! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
+//! - [`run`]: binds every socket, starts the services and waits for them to stop.
+
+pub mod dhcp;
+pub mod run;
+pub mod shutdown;
+pub mod state;
+
+pub use run::run;

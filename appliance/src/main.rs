@@ -1,0 +1,74 @@
+//! `proximity-appliance`: parse arguments, set up logging, load the config, run until stopped.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use proximity_appliance::shutdown;
+use tracing_subscriber::EnvFilter;
+
+/// The Proximity network appliance: DHCP for the app LAN of a Proxmox host.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The TOML config file (see config/proximity.example.toml).
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Check the config, print every problem with its field path, and exit (1 if invalid).
+    #[arg(long)]
+    validate: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let text = match std::fs::read_to_string(&args.config) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read config {}: {e}", args.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match proximity_config::from_toml_str(&text) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("error: {}: {errors}", args.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.validate {
+        println!("{}: ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+
+    init_tracing();
+    match start(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn start(config: proximity_config::Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("proximity")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let stop = shutdown::Stop::install().context("cannot install signal handlers")?;
+        proximity_appliance::run(config, stop).await
+    })
+}

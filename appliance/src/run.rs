@@ -1,0 +1,53 @@
+//! Start-up and the life of the daemon: open the store, bind every socket, serve until stopped.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use proximity_config::Config;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use crate::dhcp;
+use crate::shutdown::Stop;
+use crate::state::Store;
+
+/// Runs the appliance until `stop` fires or a service fails for good.
+pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
+    let dir = config.state.dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .context("store opening task failed")?
+        .with_context(|| format!("cannot open the state store in {}", config.state.dir.display()))?;
+    let leases = store.leases().context("cannot read leases from the store")?;
+    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), state = %config.state.dir.display(), "starting");
+
+    let mut services: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
+    if config.dhcp.enabled {
+        let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
+            .context("cannot open the dhcp socket")?;
+        info!(addr = %socket.local_addr()?, interface = %config.lan.interface, range = %config.dhcp.range, "listening for dhcp");
+        let server = dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()));
+        let stop = stop.clone();
+        services.spawn(async move { ("dhcp", server.serve(socket, stop).await) });
+    }
+
+    let mut failed = None;
+    while let Some(done) = services.join_next().await {
+        match done {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => {
+                error!(service = name, error = %e, "service failed; stopping");
+                failed.get_or_insert(anyhow::Error::new(e).context(format!("{name} service failed")));
+                stop.request(false);
+            }
+            Err(e) => {
+                error!(error = %e, "service task panicked; stopping");
+                failed.get_or_insert(anyhow::anyhow!("a service task panicked"));
+                stop.request(false);
+            }
+        }
+    }
+    store.close();
+    info!("stopped");
+    failed.map_or(Ok(()), Err)
+}
