@@ -282,3 +282,7 @@ fn mac_of(msg: &Message) -> Option<MacAddr> {
     let hw: [u8; 6] = msg.chaddr().get(..6)?.try_into().ok()?;
     Some(MacAddr(hw))
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

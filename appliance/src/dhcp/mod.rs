@@ -5,7 +5,8 @@
 //! - [`reply`]: reply headers and options (parameter request list, maximum message size).
 //! - [`server`]: the socket loop; a lease is committed to the store before its ACK is sent.
 //! - [`socket`]: binding to the LAN interface only.
-//! - [`metrics`]: counters.
+//! - [`wire`]: decoding hostile datagrams without panicking.
+//! - [`metrics`]: counters of messages, replies and drops.
 
 pub mod engine;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod pool;
 pub mod reply;
 pub mod server;
 pub mod socket;
+pub mod wire;
 
 use std::sync::Arc;
 

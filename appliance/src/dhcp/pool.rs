@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn same_offer_twice_and_held_address_not_offered_to_others() {
-        let mut pool = Pool::new(&config(""), vec![]);
+        let mut pool = Pool::new(&config("max_held_offers = 4"), vec![]);
         let a = pool.offer(&id(1), mac(1), None, 0);
         assert_eq!(pool.offer(&id(1), mac(1), None, 1), a);
         let b = pool.offer(&id(2), mac(2), a, 1);

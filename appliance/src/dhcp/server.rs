@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dhcproto::v4::{Decodable, Message, MessageType};
+use dhcproto::v4::{Message, MessageType};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
+use super::wire;
 use crate::shutdown::Stop;
 use crate::state::{Change, LeaseState, Store, UnixTime};
 
@@ -88,7 +89,7 @@ impl Server {
         socket: &Arc<UdpSocket>,
         pending: &mut JoinSet<()>,
     ) {
-        let msg = match Message::from_bytes(datagram) {
+        let msg = match wire::decode(datagram) {
             Ok(msg) => msg,
             Err(e) => {
                 self.metrics.malformed();
