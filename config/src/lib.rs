@@ -16,7 +16,9 @@ pub mod validate;
 
 pub use raw::RawConfig;
 pub use types::{Ipv4Range, MacAddr};
-pub use validate::{Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, Reservation, StateConfig};
+pub use validate::{
+    Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, Reservation, StateConfig,
+};
 
 /// The example configuration shipped in the repository, every key documented.
 pub const EXAMPLE_TOML: &str = include_str!("../proximity.example.toml");

@@ -124,11 +124,8 @@ impl FromStr for Ipv4Range {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (a, b) = s.split_once('-').ok_or_else(|| RangeParseError::Syntax(s.to_owned()))?;
-        let parse = |p: &str| {
-            p.trim()
-                .parse::<Ipv4Addr>()
-                .map_err(|_| RangeParseError::Address(p.trim().to_owned()))
-        };
+        let parse =
+            |p: &str| p.trim().parse::<Ipv4Addr>().map_err(|_| RangeParseError::Address(p.trim().to_owned()));
         let (first, last) = (parse(a)?, parse(b)?);
         Ipv4Range::new(first, last).ok_or(RangeParseError::Reversed { first, last })
     }

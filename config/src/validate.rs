@@ -178,9 +178,8 @@ fn check_interface_name(name: &str) -> Result<(), String> {
 }
 
 fn parse_lan_address(text: &str) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an address with prefix, like \"10.20.0.1/24\""))?;
+    let net: Ipv4Net =
+        text.parse().map_err(|_| format!("{text:?} is not an address with prefix, like \"10.20.0.1/24\""))?;
     if net.prefix_len() > 30 {
         return Err(format!("{net}: the prefix must be /30 or shorter to leave room for clients"));
     }
@@ -236,7 +235,8 @@ fn check_dhcp(raw: &RawDhcp, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<D
     let lease_time = duration("dhcp.lease_time", &raw.lease_time, MIN_LEASE_TIME, MAX_LEASE_TIME);
     let decline_probation =
         duration("dhcp.decline_probation", &raw.decline_probation, Duration::ZERO, MAX_LEASE_TIME);
-    let offer_hold = duration("dhcp.offer_hold", &raw.offer_hold, Duration::from_secs(1), Duration::from_secs(600));
+    let offer_hold =
+        duration("dhcp.offer_hold", &raw.offer_hold, Duration::from_secs(1), Duration::from_secs(600));
 
     let reservations = check_reservations(&raw.reservations, reserved, p);
 
@@ -257,7 +257,11 @@ fn check_dhcp(raw: &RawDhcp, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<D
     })
 }
 
-fn check_reservations(raw: &[RawReservation], reserved: Option<Ipv4Range>, p: &mut Problems) -> Option<Vec<Reservation>> {
+fn check_reservations(
+    raw: &[RawReservation],
+    reserved: Option<Ipv4Range>,
+    p: &mut Problems,
+) -> Option<Vec<Reservation>> {
     let before = p.0.len();
     let mut out = Vec::with_capacity(raw.len());
     let mut macs: HashMap<MacAddr, usize> = HashMap::new();
@@ -266,7 +270,10 @@ fn check_reservations(raw: &[RawReservation], reserved: Option<Ipv4Range>, p: &m
     for (i, r) in raw.iter().enumerate() {
         let at = |field: &str| format!("dhcp.reservations[{i}].{field}");
         let mac = p.check(&at("mac"), r.mac.parse::<MacAddr>());
-        let ip = p.check(&at("ip"), r.ip.parse::<Ipv4Addr>().map_err(|_| format!("{:?} is not an IPv4 address", r.ip)));
+        let ip = p.check(
+            &at("ip"),
+            r.ip.parse::<Ipv4Addr>().map_err(|_| format!("{:?} is not an IPv4 address", r.ip)),
+        );
         let name = r.name.as_ref().map(|n| n.to_ascii_lowercase());
         if let Some(n) = &name {
             if let Err(e) = check_label(n) {
@@ -392,7 +399,10 @@ mod tests {
         assert!(e.to_string().contains("broadcast"), "{e}");
         let e = from_toml_str("[[dhcp.reservations]]\nmac = \"52:54:00:00:00:01\"\nip = \"10.20.0.120\"\n")
             .expect_err("reservation in the pool");
-        assert!(e.to_string().contains("dhcp.reservations[0].ip: 10.20.0.120 is outside dhcp.reserved"), "{e}");
+        assert!(
+            e.to_string().contains("dhcp.reservations[0].ip: 10.20.0.120 is outside dhcp.reserved"),
+            "{e}"
+        );
     }
 
     #[test]
