@@ -326,8 +326,11 @@ impl Pool {
 
     /// Leases that ended in `(after, now]`, for logging and, later, DNS clean-up.
     pub fn ended_between(&self, after: UnixTime, now: UnixTime) -> impl Iterator<Item = &Lease> {
-        self.by_expiry
-            .range((after + 1, 0)..=(now, u32::MAX))
+        // An empty window (the clock did not move, or went back) must not build a reversed range.
+        let window = (now > after).then(|| self.by_expiry.range((after + 1, 0)..=(now, u32::MAX)));
+        window
+            .into_iter()
+            .flatten()
             .filter_map(|(_, ip)| self.leases.get(&Ipv4Addr::from(*ip)))
             .filter(|l| l.state == LeaseState::Active)
     }
@@ -446,6 +449,16 @@ mod tests {
         let a = lease(&mut pool, 1, 0).expect("lease");
         let old = pool.superseded(&id(1), ip(103), 10).expect("had a bound lease");
         assert_eq!((old.ip, old.state, old.expires), (a, LeaseState::Released, 10));
+    }
+
+    #[test]
+    fn ended_leases_are_listed_once_per_window() {
+        let mut pool = Pool::new(&config(""), vec![]);
+        lease(&mut pool, 1, 0);
+        assert_eq!(pool.ended_between(0, 99).count(), 0);
+        assert_eq!(pool.ended_between(99, 100).count(), 1);
+        assert_eq!(pool.ended_between(100, 100).count(), 0);
+        assert_eq!(pool.ended_between(200, 150).count(), 0, "clock went back");
     }
 
     #[test]
