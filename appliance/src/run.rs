@@ -26,7 +26,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
             .context("cannot open the dhcp socket")?;
         info!(addr = %socket.local_addr()?, interface = %config.lan.interface, range = %config.dhcp.range, "listening for dhcp");
-        let server = dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()));
+        let server = dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()), &stop);
         let stop = stop.clone();
         services.spawn(async move { ("dhcp", server.serve(socket, stop).await) });
     }

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
+use super::neighbours::Neighbours;
 use super::wire;
 use crate::shutdown::Stop;
 use crate::state::{Change, LeaseState, Store, UnixTime};
@@ -36,11 +37,13 @@ pub struct Server {
     engine: Arc<Mutex<Engine>>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// `None` when netlink is unavailable: clients without an address then get broadcasts.
+    neighbours: Option<Neighbours>,
 }
 
 impl Server {
-    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>) -> Self {
-        Server { engine: Arc::new(Mutex::new(engine)), store, metrics }
+    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>, neighbours: Option<Neighbours>) -> Self {
+        Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours }
     }
 
     /// Serves on `socket` until `stop` fires, then lets pending commits finish within the
@@ -102,16 +105,17 @@ impl Server {
         let outcome = self.engine.lock().unwrap_or_else(PoisonError::into_inner).handle(&msg, unix_now());
         match outcome {
             Outcome::Ignore(why) => self.ignored(why, &msg, src),
-            Outcome::Send(reply) => send(socket, &self.metrics, reply).await,
+            Outcome::Send(reply) => send(socket, &self.metrics, self.neighbours.as_ref(), reply).await,
             Outcome::Commit { changes, reply } => {
                 let (store, metrics, socket) = (self.store.clone(), self.metrics.clone(), socket.clone());
+                let neighbours = self.neighbours.clone();
                 pending.spawn(async move {
                     let logged = changes.clone();
                     match store.commit(changes).await {
                         Ok(()) => {
                             log_changes(&logged);
                             if let Some(reply) = reply {
-                                send(&socket, &metrics, reply).await;
+                                send(&socket, &metrics, neighbours.as_ref(), reply).await;
                             }
                         }
                         Err(e) => {
@@ -169,13 +173,21 @@ fn log_changes(changes: &[Change]) {
     }
 }
 
-async fn send(socket: &UdpSocket, metrics: &Metrics, reply: Reply) {
+async fn send(socket: &UdpSocket, metrics: &Metrics, neighbours: Option<&Neighbours>, reply: Reply) {
     let to = match reply.dest {
         Dest::Relay(addr) => addr,
         Dest::Client(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
-        // A client without an address cannot answer ARP for it, so we broadcast rather than
-        // unicast to chaddr (RFC 2131 4.1 allows either); every client listens for both.
-        Dest::Broadcast | Dest::Hardware { .. } => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Dest::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Dest::Hardware { ip, mac } => match neighbours {
+            Some(n) => match n.teach(ip, mac).await {
+                Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+                Err(e) => {
+                    debug!(%ip, %mac, error = %e, "cannot add neighbour entry; broadcasting");
+                    SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+                }
+            },
+            None => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        },
     };
     match socket.send_to(&reply.bytes, to).await {
         Ok(_) => {
