@@ -1,1 +1,44 @@
-//! Lab harness for end-to-end tests (filled in below).
+//! The Proximity network lab: end-to-end tests run the real `proximity-appliance` in a network
+//! namespace on a bridge, with real DHCP clients (dhclient, udhcpc) in other namespaces.
+//!
+//! A test builds a [`Lab`], starts the appliance with a config derived from [`Lab::config`], and
+//! drives clients from [`Lab::client`]:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use proximity_tests::{GATEWAY, Lab};
+//! let lab = Lab::builder().clients(1).build()?;
+//! lab.start_appliance(&lab.config())?;
+//! let lease = lab.client(0).dhclient().obtain()?;
+//! assert_eq!(lease.routers, [GATEWAY]);
+//! lab.client(0).ping(GATEWAY)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Needs root and iproute2; without them building a lab fails (it never skips).
+//!
+//! # Layout
+//! - [`topology`]: [`Lab`] (switch namespace with a bridge, appliance namespace, client
+//!   namespaces) and [`Host`], one client machine; teardown on drop.
+//! - [`appliance`]: the real binary: find, start, wait for `listening for dhcp`, stop, kill -9,
+//!   restart, log.
+//! - [`clients`]: dhclient and udhcpc wrappers, their recording scripts, and the [`Lease`] a
+//!   client saw.
+//! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
+//! - [`process`]: running and signalling processes, the [`process::Reaper`] for detached daemons.
+//! - [`names`]: unique namespace and interface names per lab.
+//! - [`logs`]: the lab's log files, shown when a test fails.
+//! - [`wait`]: polling with deadlines, the only way the lab waits.
+
+pub mod appliance;
+pub mod clients;
+pub mod logs;
+pub mod names;
+pub mod netns;
+pub mod process;
+pub mod topology;
+pub mod wait;
+
+pub use appliance::Appliance;
+pub use clients::{Dhclient, Event, Lease, Udhcpc, UdhcpcDaemon};
+pub use topology::{GATEWAY, Host, LAN_PREFIX, Lab, LabBuilder};

@@ -1,0 +1,11 @@
+//! DHCP clients of the lab, run inside a client namespace as a user's machine runs them, with
+//! scripts that configure the interface and record what the client was given.
+
+pub mod dhclient;
+pub mod event;
+pub mod script;
+pub mod udhcpc;
+
+pub use dhclient::Dhclient;
+pub use event::{Event, Lease};
+pub use udhcpc::{Udhcpc, UdhcpcDaemon};

@@ -1,0 +1,370 @@
+//! The lab's network: a "switch" namespace holding a bridge, the appliance namespace with a veth
+//! into the bridge (its LAN interface, with the gateway address), and N client namespaces each
+//! with a veth into the bridge and a fixed MAC. [`Lab`] builds it, owns everything it started and
+//! tears it all down on drop, panicking test or not.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use proximity_config::{MacAddr, RawConfig};
+use tempfile::TempDir;
+
+use crate::appliance::Appliance;
+use crate::clients::{Dhclient, Udhcpc};
+use crate::logs::Logs;
+use crate::names::{Claim, Names};
+use crate::netns::{self, Netns};
+use crate::process::{Reaper, run};
+use crate::wait;
+
+/// The appliance's LAN address (the clients' router and DNS server).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
+/// Prefix length of the LAN.
+pub const LAN_PREFIX: u8 = 24;
+/// How long [`Host::ping`] keeps trying; the first try can lose a packet to ARP.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Set (to anything) to keep each lab's temp dir (config, state, logs, client files) after the
+/// test, for a look at what happened; its path is printed. Namespaces are removed regardless.
+pub const KEEP_ENV: &str = "PROXIMITY_LAB_KEEP";
+/// Client namespaces per lab; interface names have room for three decimal digits of index.
+const MAX_CLIENTS: usize = 200;
+
+/// Options for [`Lab::build`].
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    clients: usize,
+    gateway_by_harness: bool,
+}
+
+impl LabBuilder {
+    /// Number of client namespaces.
+    pub fn clients(mut self, n: usize) -> Self {
+        self.clients = n;
+        self
+    }
+
+    /// Whether the harness puts [`GATEWAY`] on the appliance's LAN interface (default: yes). The
+    /// appliance will configure it itself one day; then tests turn this off.
+    pub fn gateway_by_harness(mut self, yes: bool) -> Self {
+        self.gateway_by_harness = yes;
+        self
+    }
+
+    pub fn build(self) -> Result<Lab> {
+        Lab::build(self)
+    }
+}
+
+/// One client machine: a namespace with one interface on the LAN.
+#[derive(Debug)]
+pub struct Host {
+    label: String,
+    netns: Netns,
+    iface: String,
+    mac: MacAddr,
+    dir: PathBuf,
+    logs: Arc<Logs>,
+    reaper: Arc<Reaper>,
+}
+
+impl Host {
+    /// Short name in messages (`c0`, `c1`, ...).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The interface name inside the host's namespace.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The interface's MAC, set by the lab (locally administered, unique in the lab).
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// This host's own directory (client scripts, lease files, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    pub(crate) fn reaper(&self) -> &Reaper {
+        &self.reaper
+    }
+
+    /// A command run inside the host's namespace.
+    pub fn command(&self, program: &str) -> Command {
+        self.netns.command(program)
+    }
+
+    pub fn dhclient(&self) -> Dhclient<'_> {
+        Dhclient::new(self)
+    }
+
+    pub fn udhcpc(&self) -> Udhcpc<'_> {
+        Udhcpc::new(self)
+    }
+
+    /// IPv4 addresses on the host's interface, with prefix lengths.
+    pub fn ipv4_addrs(&self) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let out = self.netns.ip(&["-4", "-o", "addr", "show", "dev", &self.iface])?;
+        // Lines look like `2: c1f0n0    inet 10.20.0.100/24 brd ... scope global c1f0n0\ ...`.
+        let mut addrs = Vec::new();
+        for line in out.lines() {
+            let mut words = line.split_whitespace();
+            if words.any(|w| w == "inet") {
+                let cidr = words.next().context("`inet` without an address")?;
+                let (ip, len) = cidr.split_once('/').with_context(|| format!("{cidr:?} has no prefix"))?;
+                addrs.push((ip.parse()?, len.parse()?));
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// The default route's gateway, if there is one.
+    pub fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
+        let out = self.netns.ip(&["-4", "route", "show", "default"])?;
+        let via = out.split_whitespace().skip_while(|w| *w != "via").nth(1);
+        via.map(|ip| ip.parse().with_context(|| format!("bad route: {out}"))).transpose()
+    }
+
+    /// Pings `ip` from this host until one reply arrives or [`PING_TIMEOUT`] passes.
+    pub fn ping(&self, ip: Ipv4Addr) -> Result<()> {
+        let mut last = String::new();
+        let target = ip.to_string();
+        let result = wait::until(PING_TIMEOUT, &format!("a ping reply from {ip} on {}", self.label), || {
+            let out = self.command("ping").args(["-n", "-c", "1", "-W", "1", &target]).output()?;
+            last = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            Ok(out.status.success().then_some(()))
+        });
+        result.with_context(|| format!("last ping said:\n{last}"))
+    }
+}
+
+/// A network lab for one test. Dropping it kills every process it started and deletes its
+/// namespaces; when the test is panicking it first prints every log (the appliance's first).
+#[derive(Debug)]
+pub struct Lab {
+    names: Names,
+    appliance: Appliance,
+    hosts: Vec<Host>,
+    lan_iface: String,
+    bridge: String,
+    appliance_ns: Netns,
+    switch: Netns,
+    /// Held until the namespaces above are gone: while held, nobody else uses this lab's names.
+    _claim: Claim,
+    logs: Arc<Logs>,
+    reaper: Arc<Reaper>,
+    dir: TempDir,
+}
+
+impl Lab {
+    pub fn builder() -> LabBuilder {
+        LabBuilder { clients: 1, gateway_by_harness: true }
+    }
+
+    fn build(opts: LabBuilder) -> Result<Lab> {
+        preflight()?;
+        if opts.clients > MAX_CLIENTS {
+            bail!("{} clients asked, the lab builds at most {MAX_CLIENTS}", opts.clients);
+        }
+        netns::remove_stale();
+        let (names, claim) = Names::claim()?;
+        // Namespaces of a dead lab that had the same tag (pid reuse) would block ours.
+        netns::remove_tagged(names.tag(), &claim);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pxlab-{}-", names.tag()))
+            .tempdir()
+            .context("cannot create the lab's temp dir")?;
+        let logs = Arc::new(Logs::default());
+        let reaper = Arc::new(Reaper::default());
+
+        // Each Netns is owned as soon as it exists, so a failure half-way still cleans up.
+        let switch = Netns::create(&names.netns("sw"))?;
+        let bridge = names.ifname("b", "")?;
+        switch.ip(&["link", "add", &bridge, "type", "bridge"])?;
+        switch.ip(&["link", "set", &bridge, "up"])?;
+
+        let appliance_ns = Netns::create(&names.netns("ap"))?;
+        let lan_iface = names.ifname("a", "")?;
+        wire(&switch, &bridge, &names.ifname("s", "a")?, &appliance_ns, &lan_iface, None)?;
+        if opts.gateway_by_harness {
+            appliance_ns.ip(&["addr", "add", &format!("{GATEWAY}/{LAN_PREFIX}"), "dev", &lan_iface])?;
+        }
+
+        let mut hosts = Vec::with_capacity(opts.clients);
+        for i in 0..opts.clients {
+            let label = format!("c{i}");
+            let netns = Netns::create(&names.netns(&label))?;
+            let iface = names.ifname("c", &format!("n{i}"))?;
+            let mac = client_mac(i);
+            wire(&switch, &bridge, &names.ifname("s", &label)?, &netns, &iface, Some(mac))?;
+            let host_dir = dir.path().join(&label);
+            std::fs::create_dir(&host_dir)
+                .with_context(|| format!("cannot create {}", host_dir.display()))?;
+            hosts.push(Host {
+                label,
+                netns,
+                iface,
+                mac,
+                dir: host_dir,
+                logs: logs.clone(),
+                reaper: reaper.clone(),
+            });
+        }
+
+        let appliance = Appliance::new(appliance_ns.name(), dir.path(), &logs);
+        Ok(Lab {
+            names,
+            appliance,
+            hosts,
+            lan_iface,
+            bridge,
+            appliance_ns,
+            switch,
+            _claim: claim,
+            logs,
+            reaper,
+            dir,
+        })
+    }
+
+    /// A config for this lab: the defaults of the network model, with the LAN interface of the
+    /// appliance namespace and a state directory in the lab's temp dir. Tests change what they test.
+    pub fn config(&self) -> RawConfig {
+        let mut config = RawConfig::default();
+        config.lan.interface = self.lan_iface.clone();
+        config.lan.address = format!("{GATEWAY}/{LAN_PREFIX}");
+        config.state.dir = self.dir.path().join("state").to_string_lossy().into_owned();
+        config
+    }
+
+    /// Starts the appliance with `config` and waits until it listens.
+    pub fn start_appliance(&self, config: &RawConfig) -> Result<&Appliance> {
+        self.appliance.start(config)?;
+        Ok(&self.appliance)
+    }
+
+    /// The appliance, started or not.
+    pub fn appliance(&self) -> &Appliance {
+        &self.appliance
+    }
+
+    /// Client `i`; panics when the lab has fewer clients (a bug in the test itself).
+    pub fn client(&self, i: usize) -> &Host {
+        match self.hosts.get(i) {
+            Some(host) => host,
+            None => panic!("the lab has {} clients, no client {i}", self.hosts.len()),
+        }
+    }
+
+    pub fn clients(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The appliance's namespace (for commands a test runs next to the appliance).
+    pub fn appliance_netns(&self) -> &Netns {
+        &self.appliance_ns
+    }
+
+    /// The switch namespace, which holds the LAN bridge (to plug more into the LAN).
+    pub fn switch_netns(&self) -> &Netns {
+        &self.switch
+    }
+
+    /// The LAN bridge's name inside [`Lab::switch_netns`].
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// The appliance's LAN interface name, as the config names it.
+    pub fn lan_iface(&self) -> &str {
+        &self.lan_iface
+    }
+
+    /// The lab's temp dir (config, logs, state, client files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Short unique tag of this lab, as used in its names.
+    pub fn tag(&self) -> &str {
+        self.names.tag()
+    }
+
+    /// Every log of the lab, for a failure message.
+    pub fn diagnostics(&self) -> String {
+        self.logs.render()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== lab {} failed; its logs follow =====\n{}", self.names.tag(), self.logs.render());
+        }
+        // Processes first, so nothing holds a namespace; then clients, appliance and switch go
+        // (fields drop in declaration order; the TempDir is last).
+        if let Some(pid) = self.appliance.pid() {
+            let _ = crate::process::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        self.reaper.kill_all();
+        if std::env::var_os(KEEP_ENV).is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("lab {}: kept {} ({KEEP_ENV} is set)", self.names.tag(), self.dir.path().display());
+        }
+    }
+}
+
+/// The lab needs root and iproute2; without them every lab test fails with this message.
+fn preflight() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the network lab needs root (network namespaces, veth, bridges): run the tests as root");
+    }
+    run(Command::new("ip").arg("-V"))
+        .context("the network lab needs iproute2's `ip` (apt-get install iproute2)")?;
+    Ok(())
+}
+
+/// Client `i`'s MAC: locally administered, unique within a lab (each lab is its own LAN).
+fn client_mac(i: usize) -> MacAddr {
+    let [hi, lo] = u16::try_from(i).unwrap_or(u16::MAX).to_be_bytes();
+    MacAddr([0x02, 0x70, 0x78, 0x00, hi, lo.wrapping_add(1)])
+}
+
+/// A veth from `switch` (port `port`, enslaved to `bridge`) to `peer_ns` (named `peer`, with
+/// `mac` when given, set before the link is up as a NIC's is), both ends up.
+fn wire(
+    switch: &Netns,
+    bridge: &str,
+    port: &str,
+    peer_ns: &Netns,
+    peer: &str,
+    mac: Option<MacAddr>,
+) -> Result<()> {
+    // Created inside the switch namespace with the peer end put straight into its namespace, so
+    // the names never appear in the host's namespace.
+    let mac = mac.map(|m| m.to_string());
+    let mut args = vec!["link", "add", port, "type", "veth", "peer", "name", peer];
+    if let Some(mac) = &mac {
+        args.extend(["address", mac.as_str()]);
+    }
+    args.extend(["netns", peer_ns.name()]);
+    switch.ip(&args)?;
+    switch.ip(&["link", "set", port, "master", bridge, "up"])?;
+    peer_ns.ip(&["link", "set", peer, "up"])?;
+    Ok(())
+}

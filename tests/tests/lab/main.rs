@@ -1,0 +1,14 @@
+//! End-to-end tests of the appliance in the network lab: the real `proximity-appliance` in a
+//! network namespace, real dhclient and udhcpc in others (root needed; see `proximity_tests`).
+//! Every lab test compiles into this one binary.
+
+mod crash;
+mod dhcp_clients;
+mod hostile;
+mod release;
+mod renew;
+mod reservations;
+mod restart;
+mod startup;
+mod support;
+mod validate;
