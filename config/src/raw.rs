@@ -44,11 +44,9 @@ pub struct RawDhcp {
     pub lease_time: String,
     /// How long an address a client declined (found in use) is kept out of the pool.
     pub decline_probation: String,
-    /// How long an offered address is held for the client it was offered to.
+    /// How long an offered address is kept from being offered to another client. Offers never
+    /// lock an address: the first REQUEST wins, so DISCOVER floods take nothing.
     pub offer_hold: String,
-    /// Most offers held at once, so a DISCOVER flood cannot lock the pool; `0` means one
-    /// eighth of the pool (at least one).
-    pub max_held_offers: u32,
     pub reservations: Vec<RawReservation>,
 }
 
@@ -61,7 +59,6 @@ impl Default for RawDhcp {
             lease_time: "12h".into(),
             decline_probation: "10m".into(),
             offer_hold: "30s".into(),
-            max_held_offers: 0,
             reservations: Vec::new(),
         }
     }

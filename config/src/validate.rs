@@ -47,8 +47,6 @@ pub struct DhcpConfig {
     pub lease_time: Duration,
     pub decline_probation: Duration,
     pub offer_hold: Duration,
-    /// Resolved: never 0.
-    pub max_held_offers: u32,
     pub reservations: Vec<Reservation>,
 }
 
@@ -240,11 +238,6 @@ fn check_dhcp(raw: &RawDhcp, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<D
 
     let reservations = check_reservations(&raw.reservations, reserved, p);
 
-    let max_held_offers = match (raw.max_held_offers, range) {
-        (0, Some(r)) => u32::try_from((r.len() / 8).max(1)).unwrap_or(u32::MAX),
-        (n, _) => n,
-    };
-
     Some(DhcpConfig {
         enabled: raw.enabled,
         range: range?,
@@ -252,7 +245,6 @@ fn check_dhcp(raw: &RawDhcp, lan: Option<Ipv4Net>, p: &mut Problems) -> Option<D
         lease_time: lease_time?,
         decline_probation: decline_probation?,
         offer_hold: offer_hold?,
-        max_held_offers,
         reservations: reservations?,
     })
 }
@@ -317,7 +309,6 @@ mod tests {
         assert_eq!(c.dhcp.range.to_string(), "10.20.0.100-10.20.0.250");
         assert_eq!(c.dhcp.reserved.to_string(), "10.20.0.2-10.20.0.99");
         assert_eq!(c.dhcp.lease_time, Duration::from_secs(12 * 3600));
-        assert_eq!(c.dhcp.max_held_offers, 18);
         assert_eq!(c.dns.domain, "prox.local");
     }
 

@@ -3,15 +3,18 @@
 //! durability is the caller's job (the store), and the pool is rebuilt from it at start.
 //!
 //! Allocation order for a client without a reservation:
-//! 1. the address it holds or last held (also after expiry or release), when nobody else has it;
-//! 2. the address it asks for (option 50), when free;
+//! 1. the address it was just offered, or holds or last held (also after expiry or release),
+//!    when no other client has a lease on it;
+//! 2. the address it asks for (option 50), when free and not offered to another client;
 //! 3. an address never leased before, lowest first;
-//! 4. the address whose last lease ended longest ago, so recent clients can still come back.
+//! 4. the address whose last lease ended longest ago, so recent clients can still come back;
+//! 5. when every free address is on offer to someone, the one offered longest ago.
 //!
-//! Offers hold their address for `offer_hold`, at most `max_held_offers` at once: past that the
-//! oldest hold is dropped. A DISCOVER flood from invented MACs therefore churns through a bounded
-//! set of holds and never locks the pool; only completed DORA exchanges take addresses, at the
-//! rate the lease policy allows.
+//! Offers are soft holds (`offer_hold` long): they keep concurrent clients from being offered
+//! the same address, but never lock it. Only a lease (a REQUEST answered with ACK) takes an
+//! address. So a flood of DISCOVERs from invented MACs takes nothing from the pool: a real
+//! client still gets an offer (step 5) and its REQUEST wins. A flood of complete DORA exchanges
+//! takes addresses at the rate the lease policy allows, as with any server.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -27,7 +30,7 @@ pub enum Refusal {
     NotOurs,
     /// Reserved for another client.
     Reserved,
-    /// Leased to, held for, or declined by another client.
+    /// Leased to or declined by another client.
     Taken,
     /// This client has a reservation for another address.
     HasReservation,
@@ -48,6 +51,8 @@ impl Refusal {
 struct Hold {
     client_id: Vec<u8>,
     until: UnixTime,
+    /// Which `hold_order` entry is this hold's (times repeat within a second).
+    seq: u64,
 }
 
 /// The in-memory view of every address the server manages.
@@ -57,7 +62,6 @@ pub struct Pool {
     lease_time: u64,
     decline_probation: u64,
     offer_hold: u64,
-    max_holds: usize,
     /// Fixed addresses by MAC, and the reverse, from the config.
     reservations: HashMap<MacAddr, Ipv4Addr>,
     reserved_ips: HashMap<Ipv4Addr, MacAddr>,
@@ -71,9 +75,10 @@ pub struct Pool {
     by_expiry: BTreeSet<(UnixTime, u32)>,
     holds: HashMap<Ipv4Addr, Hold>,
     held_by_client: HashMap<Vec<u8>, Ipv4Addr>,
-    /// Holds in creation order (also their expiry order); entries whose hold was replaced or
-    /// dropped are skipped when met.
-    hold_order: VecDeque<(Ipv4Addr, UnixTime)>,
+    /// Holds in creation order (also their expiry order) as `(ip, seq, until)`; entries whose
+    /// hold was replaced or dropped are skipped when met.
+    hold_order: VecDeque<(Ipv4Addr, u64, UnixTime)>,
+    next_seq: u64,
 }
 
 impl Pool {
@@ -84,7 +89,6 @@ impl Pool {
             lease_time: config.lease_time.as_secs(),
             decline_probation: config.decline_probation.as_secs(),
             offer_hold: config.offer_hold.as_secs(),
-            max_holds: usize::try_from(config.max_held_offers).unwrap_or(usize::MAX).max(1),
             reservations: config.reservations.iter().map(|r| (r.mac, r.ip)).collect(),
             reserved_ips: config.reservations.iter().map(|r| (r.ip, r.mac)).collect(),
             leases: HashMap::with_capacity(records.len()),
@@ -94,6 +98,7 @@ impl Pool {
             holds: HashMap::new(),
             held_by_client: HashMap::new(),
             hold_order: VecDeque::new(),
+            next_seq: 0,
         };
         for lease in records {
             pool.record(lease);
@@ -144,7 +149,8 @@ impl Pool {
         self.reservations.get(&mac).copied()
     }
 
-    /// Whether `client` may be given `ip` at `now`, and if not, why.
+    /// Whether `client` may be given `ip` at `now`, and if not, why. Offers to other clients do
+    /// not count: the first REQUEST wins.
     pub fn check(&self, client_id: &[u8], mac: MacAddr, ip: Ipv4Addr, now: UnixTime) -> Result<(), Refusal> {
         if let Some(fixed) = self.reservation(mac) {
             return if fixed == ip { Ok(()) } else { Err(Refusal::HasReservation) };
@@ -155,16 +161,20 @@ impl Pool {
         if !self.range.contains(ip) {
             return Err(Refusal::NotOurs);
         }
-        if let Some(lease) = self.leases.get(&ip) {
-            let theirs = lease.client_id != client_id || lease.state == LeaseState::Declined;
-            if theirs && lease.is_bound(now) {
-                return Err(Refusal::Taken);
+        match self.leases.get(&ip) {
+            Some(lease)
+                if (lease.client_id != client_id || lease.state == LeaseState::Declined)
+                    && lease.is_bound(now) =>
+            {
+                Err(Refusal::Taken)
             }
-        }
-        match self.holds.get(&ip) {
-            Some(h) if h.client_id != client_id && h.until > now => Err(Refusal::Taken),
             _ => Ok(()),
         }
+    }
+
+    /// Whether `ip` is on offer to a client other than `client_id`.
+    fn held_for_other(&self, client_id: &[u8], ip: Ipv4Addr) -> bool {
+        self.holds.get(&ip).is_some_and(|h| h.client_id != client_id)
     }
 
     /// Chooses an address to offer and holds it for the client. `None` when the pool is exhausted.
@@ -185,38 +195,34 @@ impl Pool {
     }
 
     fn choose(
-        &mut self,
+        &self,
         client_id: &[u8],
         mac: MacAddr,
         requested: Option<Ipv4Addr>,
         now: UnixTime,
     ) -> Option<Ipv4Addr> {
-        let usable = |pool: &Self, ip: Ipv4Addr| pool.check(client_id, mac, ip, now).is_ok();
-        if let Some(&ip) = self.held_by_client.get(client_id) {
-            if usable(self, ip) {
-                return Some(ip);
-            }
-        }
-        if let Some(&ip) = self.by_client.get(client_id) {
-            if usable(self, ip) {
-                return Some(ip);
-            }
-        }
-        if let Some(ip) = requested.filter(|&ip| usable(self, ip)) {
+        let usable = |ip: Ipv4Addr| self.check(client_id, mac, ip, now).is_ok();
+        let free = |ip: Ipv4Addr| usable(ip) && !self.held_for_other(client_id, ip);
+        // The client's own addresses come first, even if just offered to someone else.
+        let own = [self.held_by_client.get(client_id), self.by_client.get(client_id)];
+        if let Some(&ip) = own.into_iter().flatten().find(|&&ip| usable(ip)) {
             return Some(ip);
         }
-        // Reserved addresses lie outside the pool (the config guarantees it), so the lowest
-        // fresh address is always usable.
+        if let Some(ip) = requested.filter(|&ip| free(ip)) {
+            return Some(ip);
+        }
+        // Reserved addresses lie outside the pool (the config guarantees it) and held ones are
+        // not in the fresh set, so the lowest fresh address is always free.
         if let Some(&ip) = self.fresh.first() {
             return Some(Ipv4Addr::from(ip));
         }
-        // Records ordered by end time: the first ones ended longest ago. Holds and reserved
-        // addresses are skipped; both are bounded, so this scan is short.
-        self.by_expiry
-            .iter()
-            .take_while(|(expires, _)| *expires <= now)
-            .map(|&(_, ip)| Ipv4Addr::from(ip))
-            .find(|&ip| usable(self, ip))
+        // Records ordered by end time: the first ones ended longest ago.
+        let ended = self.by_expiry.iter().take_while(|(expires, _)| *expires <= now);
+        if let Some(ip) = ended.map(|&(_, ip)| Ipv4Addr::from(ip)).find(|&ip| free(ip)) {
+            return Some(ip);
+        }
+        // Every free address is on offer: take over the offer made longest ago.
+        self.hold_order.iter().filter(|e| self.is_current(e)).map(|&(ip, _, _)| ip).find(|&ip| usable(ip))
     }
 
     fn hold(&mut self, client_id: &[u8], ip: Ipv4Addr, now: UnixTime) {
@@ -225,17 +231,24 @@ impl Pool {
                 self.drop_hold(previous);
             }
         }
-        while self.holds.len() >= self.max_holds && !self.holds.contains_key(&ip) {
-            let Some((oldest, until)) = self.hold_order.pop_front() else { break };
-            if self.holds.get(&oldest).is_some_and(|h| h.until == until) {
-                self.drop_hold(oldest);
-            }
-        }
-        let until = now + self.offer_hold;
-        self.holds.insert(ip, Hold { client_id: client_id.to_vec(), until });
+        // Taking over another client's offer: that client will get a NAK if it asks for it.
+        self.drop_hold(ip);
+        let (until, seq) = (now + self.offer_hold, self.next_seq);
+        self.next_seq += 1;
+        self.holds.insert(ip, Hold { client_id: client_id.to_vec(), until, seq });
         self.held_by_client.insert(client_id.to_vec(), ip);
-        self.hold_order.push_back((ip, until));
+        self.hold_order.push_back((ip, seq, until));
         self.fresh.remove(&u32::from(ip));
+        // Superseded entries are skipped when met; compact when they dominate.
+        if self.hold_order.len() > 2 * self.holds.len() + 64 {
+            let order = std::mem::take(&mut self.hold_order);
+            self.hold_order = order.into_iter().filter(|e| self.is_current(e)).collect();
+        }
+    }
+
+    /// Whether a `hold_order` entry is still the hold of its address.
+    fn is_current(&self, &(ip, seq, _): &(Ipv4Addr, u64, UnixTime)) -> bool {
+        self.holds.get(&ip).is_some_and(|h| h.seq == seq)
     }
 
     /// Forgets the hold on `ip`; a never-leased address goes back to the fresh set.
@@ -258,12 +271,12 @@ impl Pool {
     }
 
     fn expire_holds(&mut self, now: UnixTime) {
-        while let Some(&(ip, until)) = self.hold_order.front() {
+        while let Some(&entry @ (ip, _, until)) = self.hold_order.front() {
             if until > now {
                 break;
             }
             self.hold_order.pop_front();
-            if self.holds.get(&ip).is_some_and(|h| h.until == until) {
+            if self.is_current(&entry) {
                 self.drop_hold(ip);
             }
         }
@@ -377,12 +390,26 @@ mod tests {
 
     #[test]
     fn same_offer_twice_and_held_address_not_offered_to_others() {
-        let mut pool = Pool::new(&config("max_held_offers = 4"), vec![]);
+        let mut pool = Pool::new(&config(""), vec![]);
         let a = pool.offer(&id(1), mac(1), None, 0);
         assert_eq!(pool.offer(&id(1), mac(1), None, 1), a);
         let b = pool.offer(&id(2), mac(2), a, 1);
-        assert_ne!(a, b);
-        assert_eq!(pool.check(&id(2), mac(2), ip(100), 1), Err(Refusal::Taken));
+        assert_ne!(a, b, "an address on offer is not offered to another client");
+        // But an offer does not lock it: the first REQUEST wins.
+        assert_eq!(pool.check(&id(2), mac(2), ip(100), 1), Ok(()));
+    }
+
+    #[test]
+    fn when_all_is_on_offer_the_oldest_offer_is_taken_over() {
+        let mut pool = Pool::new(&config(""), vec![]);
+        let offered: Vec<_> = (1..=4).map(|n| pool.offer(&id(n), mac(n), None, 0)).collect();
+        assert_eq!(offered, vec![Some(ip(100)), Some(ip(101)), Some(ip(102)), Some(ip(103))]);
+        assert_eq!(pool.offer(&id(5), mac(5), None, 1), Some(ip(100)));
+        assert_eq!(pool.offer(&id(6), mac(6), None, 1), Some(ip(101)));
+        // Client 1 lost its offer; asking again it gets the oldest offer left.
+        assert_eq!(pool.offer(&id(1), mac(1), None, 2), Some(ip(102)));
+        // Its REQUEST for the address it was first offered still wins, being the first.
+        assert_eq!(pool.check(&id(1), mac(1), ip(100), 2), Ok(()));
     }
 
     #[test]
@@ -433,14 +460,16 @@ mod tests {
 
     #[test]
     fn discover_flood_cannot_lock_the_pool() {
-        // 4 addresses, at most 1 held offer (4/8 rounded up to 1).
         let mut pool = Pool::new(&config(""), vec![]);
-        for n in 100..200 {
+        for n in 100..=255 {
             assert!(pool.offer(&id(n), mac(n), None, 0).is_some());
         }
-        // A well-behaved client still gets an offer and can bind it.
-        assert!(lease(&mut pool, 1, 0).is_some());
-        assert!(pool.holds.len() <= 1);
+        // Every well-behaved client still gets an offer and can bind it.
+        for n in 1..=4 {
+            assert!(lease(&mut pool, n, 0).is_some(), "client {n}");
+        }
+        assert!(pool.holds.len() <= 4);
+        assert!(pool.hold_order.len() <= 2 * 4 + 64 + 1);
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //! that address and prints the answer, so a test can check that a restarted server still knows
 //! every lease it acknowledged.
 //!
+//! `--hostile N` first sends N malformed or hostile datagrams (random bytes, truncated and
+//! mutated messages, impossible lengths); `--flood N` sends N DISCOVERs from random MACs and
+//! never completes them. Both print one line (`hostile N sent`, `flood N sent`) and then run
+//! the clients as usual (`--clients 0` for none).
+//!
 //! `--rate N` starts N clients a second instead of all at once, so a test can act mid-burst.
 //!
 //! Retries: each step is retransmitted every `--retry-ms` up to `--tries` times, as real clients
@@ -44,6 +49,8 @@ struct Args {
     /// Clients started per second; 0 starts them all at once (bounded by `concurrency`).
     rate: u32,
     reboot: Option<String>,
+    hostile: u32,
+    flood: u32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -57,6 +64,8 @@ fn parse_args() -> anyhow::Result<Args> {
         tries: 20,
         rate: 0,
         reboot: None,
+        hostile: 0,
+        flood: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +80,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tries" => args.tries = value()?.parse()?,
             "--rate" => args.rate = value()?.parse()?,
             "--reboot" => args.reboot = Some(value()?),
+            "--hostile" => args.hostile = value()?.parse()?,
+            "--flood" => args.flood = value()?.parse()?,
             other => bail!("unknown argument {other:?} (see the source header for usage)"),
         }
     }
@@ -175,6 +186,86 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
     parts.try_into().ok()
 }
 
+/// A small deterministic generator: the same hostile datagrams on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next().to_le_bytes()[0]
+    }
+}
+
+/// Datagrams a broken or hostile client might send.
+fn hostile_datagram(rng: &mut XorShift, valid: &[u8]) -> Vec<u8> {
+    let mut bytes = valid.to_vec();
+    match rng.below(6) {
+        0 => (0..rng.below(700)).map(|_| rng.byte()).collect(),
+        1 => {
+            bytes.truncate(rng.below(valid.len()));
+            bytes
+        }
+        2 => {
+            bytes[2] = 255; // hlen beyond chaddr
+            bytes
+        }
+        3 => {
+            // An option claiming more bytes than the datagram has, or an impossible FQDN.
+            let end = bytes.len().saturating_sub(1);
+            let code = [81u8, 12, 55, 61, 82, 119][rng.below(6)];
+            bytes.splice(end..end, [code, rng.byte()]);
+            bytes
+        }
+        4 => {
+            for _ in 0..8 {
+                let at = rng.below(bytes.len());
+                bytes[at] = rng.byte();
+            }
+            bytes
+        }
+        _ => {
+            bytes[0] = 2; // a BOOTREPLY sent to the server
+            bytes
+        }
+    }
+}
+
+async fn send_hostile(client: &Client, count: u32) -> anyhow::Result<()> {
+    let valid = client.message(MessageType::Discover, [2, 0xee, 0, 0, 0, 1], 1).to_vec()?;
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..count {
+        client.socket.send_to(&hostile_datagram(&mut rng, &valid), client.server).await?;
+    }
+    Ok(())
+}
+
+async fn send_flood(client: &Client, count: u32, rate: u32) -> anyhow::Result<()> {
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut pace = (rate > 0).then(|| tokio::time::interval(Duration::from_secs(1) / rate));
+    for _ in 0..count {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
+        let mac = [0x02, 0xf1, rng.byte(), rng.byte(), rng.byte(), rng.byte()];
+        let xid = u32::try_from(rng.next() >> 32).unwrap_or(0);
+        client
+            .socket
+            .send_to(&client.message(MessageType::Discover, mac, xid).to_vec()?, client.server)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn receive(socket: Arc<UdpSocket>, waiters: Waiters) {
     let mut buf = vec![0u8; 2048];
     loop {
@@ -203,6 +294,15 @@ async fn main() -> anyhow::Result<()> {
         retry: args.retry,
         tries: args.tries,
     });
+
+    if args.hostile > 0 {
+        send_hostile(&client, args.hostile).await?;
+        println!("hostile {} sent", args.hostile);
+    }
+    if args.flood > 0 {
+        send_flood(&client, args.flood, args.rate).await?;
+        println!("flood {} sent", args.flood);
+    }
 
     let jobs: Vec<(u32, Option<([u8; 6], Ipv4Addr)>)> = match &args.reboot {
         None => (0..args.clients).map(|n| (n, None)).collect(),
