@@ -50,7 +50,6 @@ impl Refusal {
 #[derive(Debug, Clone)]
 struct Hold {
     client_id: Vec<u8>,
-    until: UnixTime,
     /// Which `hold_order` entry is this hold's (times repeat within a second).
     seq: u64,
 }
@@ -235,7 +234,7 @@ impl Pool {
         self.drop_hold(ip);
         let (until, seq) = (now + self.offer_hold, self.next_seq);
         self.next_seq += 1;
-        self.holds.insert(ip, Hold { client_id: client_id.to_vec(), until, seq });
+        self.holds.insert(ip, Hold { client_id: client_id.to_vec(), seq });
         self.held_by_client.insert(client_id.to_vec(), ip);
         self.hold_order.push_back((ip, seq, until));
         self.fresh.remove(&u32::from(ip));

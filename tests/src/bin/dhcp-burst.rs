@@ -91,6 +91,9 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// Client number, and for `--reboot` the lease it confirms.
+type Job = (u32, Option<([u8; 6], Ipv4Addr)>);
+
 /// Replies routed to the client task waiting for that xid.
 type Waiters = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<Message>>>>;
 
@@ -304,7 +307,7 @@ async fn main() -> anyhow::Result<()> {
         println!("flood {} sent", args.flood);
     }
 
-    let jobs: Vec<(u32, Option<([u8; 6], Ipv4Addr)>)> = match &args.reboot {
+    let jobs: Vec<Job> = match &args.reboot {
         None => (0..args.clients).map(|n| (n, None)).collect(),
         Some(file) => std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {file}"))?
