@@ -4,6 +4,7 @@
 
 mod crash;
 mod dhcp_clients;
+mod hostile;
 mod init;
 mod release;
 mod renew;
