@@ -6,6 +6,7 @@ use dhcproto::v4::{Decodable, DhcpOption, Encodable, Flags, Message, MessageType
 use proximity_config::from_toml_str;
 
 use super::*;
+use crate::dhcp::pool::EXPIRY_GRACE;
 use crate::dhcp::reply::MIN_MESSAGE;
 use crate::state::LeaseState;
 
@@ -139,7 +140,10 @@ fn selecting_request_is_acked_and_committed() {
     let mut e = engine("");
     dora(&mut e, 1, 0);
     let lease = e.pool().lease(ip(100)).expect("recorded");
-    assert_eq!((lease.state, lease.expires, lease.mac), (LeaseState::Active, 3600, MacAddr(mac(1))));
+    assert_eq!(
+        (lease.state, lease.expires, lease.mac),
+        (LeaseState::Active, 3600 + EXPIRY_GRACE, MacAddr(mac(1)))
+    );
 }
 
 #[test]
@@ -190,7 +194,7 @@ fn renewing_extends_the_lease_and_answers_unicast() {
     let outcome = e.handle(&renew, 1000);
     let leases = committed(&outcome);
     assert_eq!(leases.len(), 1);
-    assert_eq!((leases[0].ip, leases[0].expires), (a, 4600));
+    assert_eq!((leases[0].ip, leases[0].expires), (a, 1000 + 3600 + EXPIRY_GRACE));
     let reply = sent(outcome);
     assert_eq!(reply.dest, Dest::Client(a));
     let ack = decoded(&reply);

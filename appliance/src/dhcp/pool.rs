@@ -47,6 +47,10 @@ impl Refusal {
     }
 }
 
+/// Seconds a lease outlives what the client was told. Times are whole seconds, so without it
+/// the server could free an address up to a second before the client's lease ends.
+pub const EXPIRY_GRACE: u64 = 1;
+
 #[derive(Debug, Clone)]
 struct Hold {
     client_id: Vec<u8>,
@@ -297,7 +301,7 @@ impl Pool {
             hostname,
             state: LeaseState::Active,
             starts: now,
-            expires: now + self.lease_time,
+            expires: now + self.lease_time + EXPIRY_GRACE,
         }
     }
 
@@ -483,9 +487,10 @@ mod tests {
     fn ended_leases_are_listed_once_per_window() {
         let mut pool = Pool::new(&config(""), vec![]);
         lease(&mut pool, 1, 0);
-        assert_eq!(pool.ended_between(0, 99).count(), 0);
-        assert_eq!(pool.ended_between(99, 100).count(), 1);
-        assert_eq!(pool.ended_between(100, 100).count(), 0);
+        // Lease time 100 s, plus the grace second.
+        assert_eq!(pool.ended_between(0, 100).count(), 0);
+        assert_eq!(pool.ended_between(100, 101).count(), 1);
+        assert_eq!(pool.ended_between(101, 101).count(), 0);
         assert_eq!(pool.ended_between(200, 150).count(), 0, "clock went back");
     }
 

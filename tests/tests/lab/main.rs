@@ -4,6 +4,7 @@
 
 mod crash;
 mod dhcp_clients;
+mod expiry;
 mod hostile;
 mod init;
 mod release;
