@@ -82,6 +82,9 @@ impl Server {
             }
         };
         drain(&mut pending, stop.drain_limit()).await;
+        let counters: Vec<String> =
+            self.metrics.snapshot().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        info!(counters = %counters.join(" "), "dhcp stopped");
         result
     }
 
