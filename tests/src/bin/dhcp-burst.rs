@@ -91,6 +91,9 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// How often a client starts over after a NAK before it reports the NAK.
+const NAK_RESTARTS: u32 = 3;
+
 /// Client number, and for `--reboot` the lease it confirms.
 type Job = (u32, Option<([u8; 6], Ipv4Addr)>);
 
@@ -140,22 +143,30 @@ impl Client {
         Ok(answer)
     }
 
+    /// DISCOVER, OFFER, REQUEST, ACK; after a NAK the client starts over, as RFC 2131 3.1
+    /// says (the offered address went to a faster client), up to [`NAK_RESTARTS`] times.
     async fn dora(&self, n: u32, prefix: u8) -> anyhow::Result<String> {
         let mac = mac_for(prefix, n);
         let xid = (u32::from(prefix) << 24) | n;
-        let Some(offer) =
-            self.exchange(&self.message(MessageType::Discover, mac, xid), &[MessageType::Offer]).await?
-        else {
-            return Ok(format!("fail {} no offer", fmt_mac(mac)));
-        };
-        let mut request = self.message(MessageType::Request, mac, xid);
-        request.opts_mut().insert(DhcpOption::RequestedIpAddress(offer.yiaddr()));
-        let server_id = match offer.opts().get(dhcproto::v4::OptionCode::ServerIdentifier) {
-            Some(DhcpOption::ServerIdentifier(ip)) => *ip,
-            _ => self.server.ip().to_owned(),
-        };
-        request.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
-        self.finish(&request, mac, offer.yiaddr()).await
+        let mut outcome = String::new();
+        for _ in 0..=NAK_RESTARTS {
+            let discover = self.message(MessageType::Discover, mac, xid);
+            let Some(offer) = self.exchange(&discover, &[MessageType::Offer]).await? else {
+                return Ok(format!("fail {} no offer", fmt_mac(mac)));
+            };
+            let mut request = self.message(MessageType::Request, mac, xid);
+            request.opts_mut().insert(DhcpOption::RequestedIpAddress(offer.yiaddr()));
+            let server_id = match offer.opts().get(dhcproto::v4::OptionCode::ServerIdentifier) {
+                Some(DhcpOption::ServerIdentifier(ip)) => *ip,
+                _ => self.server.ip().to_owned(),
+            };
+            request.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
+            outcome = self.finish(&request, mac, offer.yiaddr()).await?;
+            if !outcome.starts_with("nak") {
+                break;
+            }
+        }
+        Ok(outcome)
     }
 
     async fn reboot(&self, n: u32, mac: [u8; 6], ip: Ipv4Addr) -> anyhow::Result<String> {
