@@ -65,6 +65,8 @@ pub enum Outcome {
     Commit {
         changes: Vec<Change>,
         reply: Option<Reply>,
+        /// The client already held this lease (a renewal or a reboot), so not worth an info log.
+        renewal: bool,
     },
 }
 
@@ -190,6 +192,9 @@ impl Engine {
             .hostname
             .clone()
             .or_else(|| self.pool.lease(ip).filter(|l| l.client_id == c.id).and_then(|l| l.hostname.clone()));
+        let renewal = self.pool.lease(ip).is_some_and(|l| {
+            l.client_id == c.id && l.state == crate::state::LeaseState::Active && l.is_bound(now)
+        });
         let lease = self.pool.bind(&c.id, c.mac, ip, hostname, now);
         let mut changes = Vec::with_capacity(2);
         if let Some(old) = self.pool.superseded(&c.id, ip, now) {
@@ -199,7 +204,7 @@ impl Engine {
         self.pool.record(lease.clone());
         changes.push(Change::PutLease(lease));
         let reply = self.lease_reply(msg, MessageType::Ack, ip);
-        Outcome::Commit { changes, reply }
+        Outcome::Commit { changes, reply, renewal }
     }
 
     fn decline(&mut self, c: &Client, now: UnixTime) -> Outcome {
@@ -220,7 +225,7 @@ impl Engine {
     fn record(&mut self, lease: Option<Lease>) -> Outcome {
         let Some(lease) = lease else { return Outcome::Ignore(Ignored::NothingToDo) };
         self.pool.record(lease.clone());
-        Outcome::Commit { changes: vec![Change::PutLease(lease)], reply: None }
+        Outcome::Commit { changes: vec![Change::PutLease(lease)], reply: None, renewal: false }
     }
 
     fn inform(&self, msg: &Message) -> Outcome {

@@ -82,8 +82,13 @@ impl Server {
             }
         };
         drain(&mut pending, stop.drain_limit()).await;
-        let counters: Vec<String> =
-            self.metrics.snapshot().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        let counters: Vec<String> = self
+            .metrics
+            .snapshot()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         info!(counters = %counters.join(" "), "dhcp stopped");
         result
     }
@@ -109,14 +114,14 @@ impl Server {
         match outcome {
             Outcome::Ignore(why) => self.ignored(why, &msg, src),
             Outcome::Send(reply) => send(socket, &self.metrics, self.neighbours.as_ref(), reply).await,
-            Outcome::Commit { changes, reply } => {
+            Outcome::Commit { changes, reply, renewal } => {
                 let (store, metrics, socket) = (self.store.clone(), self.metrics.clone(), socket.clone());
                 let neighbours = self.neighbours.clone();
                 pending.spawn(async move {
                     let logged = changes.clone();
                     match store.commit(changes).await {
                         Ok(()) => {
-                            log_changes(&logged);
+                            log_changes(&logged, renewal);
                             if let Some(reply) = reply {
                                 send(&socket, &metrics, neighbours.as_ref(), reply).await;
                             }
@@ -159,13 +164,16 @@ fn range_len(engine: &Engine) -> usize {
     usize::try_from(engine.pool().range().len()).unwrap_or(usize::MAX)
 }
 
-fn log_changes(changes: &[Change]) {
+fn log_changes(changes: &[Change], renewal: bool) {
     for change in changes {
         if let Change::PutLease(l) = change {
             let name = l.hostname.as_deref().unwrap_or("");
             match l.state {
+                LeaseState::Active if renewal => {
+                    debug!(ip = %l.ip, mac = %l.mac, hostname = name, expires = l.expires, "lease renewed")
+                }
                 LeaseState::Active => {
-                    debug!(ip = %l.ip, mac = %l.mac, hostname = name, expires = l.expires, "lease granted")
+                    info!(ip = %l.ip, mac = %l.mac, hostname = name, expires = l.expires, "lease granted")
                 }
                 LeaseState::Released => info!(ip = %l.ip, mac = %l.mac, "lease released"),
                 LeaseState::Declined => {
