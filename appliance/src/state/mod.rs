@@ -1,0 +1,28 @@
+//! The one durable store of the appliance: every lease (and later every app, reservation and
+//! name) is committed here, fsync'd, before anything is acknowledged or published.
+//!
+//! # Layout
+//! - [`lease`]: the lease record, `LeaseState`, `UnixTime`.
+//! - `store`: [`Store`], the cloneable handle: `open`, `leases`, `commit`, `close`; [`Change`].
+//! - `writer`: the single writer thread that group-commits queued changes (one transaction and
+//!   one fsync per batch) and reopens the file after a failed commit.
+//! - `file`: creating the file atomically and opening it only when intact.
+//! - `codec`: the tables, the schema version, and the lease encoding (JSON keyed by address).
+//! - `error`: [`StoreError`].
+//!
+//! The file is `<state dir>/proximity.redb` (redb). Tables: `meta` (`&str -> u64`, holds
+//! `schema_version`) and `leases` (`u32` address -> JSON of [`Lease`]).
+
+mod codec;
+mod error;
+mod file;
+pub mod lease;
+mod store;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use lease::{Lease, LeaseState, UnixTime};
+pub use store::{Change, Store};
