@@ -21,8 +21,9 @@ use crate::state::{Change, LeaseState, Store, UnixTime};
 /// Largest datagram read; anything longer is not a DHCP message we serve.
 const RECV_BUF: usize = 4096;
 /// Replies waiting for their lease to be committed. Past this, requests are dropped and the
-/// clients retransmit, so memory stays bounded when the disk is slow.
-const MAX_PENDING_COMMITS: usize = 8192;
+/// clients retransmit, so memory stays bounded when the disk is slow. (The store also bounds
+/// its queue; a full queue fails the submit and counts as a failed commit.)
+const MAX_PENDING_COMMITS: usize = 4096;
 /// How often ended leases are looked for (to log them, and later to update DNS).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -115,11 +116,20 @@ impl Server {
             Outcome::Ignore(why) => self.ignored(why, &msg, src),
             Outcome::Send(reply) => send(socket, &self.metrics, self.neighbours.as_ref(), reply).await,
             Outcome::Commit { changes, reply, renewal } => {
-                let (store, metrics, socket) = (self.store.clone(), self.metrics.clone(), socket.clone());
-                let neighbours = self.neighbours.clone();
+                // Queued here, in decision order; only the wait for the disk runs in a task.
+                let logged = changes.clone();
+                let durable = match self.store.submit(changes) {
+                    Ok(durable) => durable,
+                    Err(e) => {
+                        self.metrics.commit_failed();
+                        warn!(error = ?e, "lease not stored; no reply sent");
+                        return;
+                    }
+                };
+                let (metrics, socket, neighbours) =
+                    (self.metrics.clone(), socket.clone(), self.neighbours.clone());
                 pending.spawn(async move {
-                    let logged = changes.clone();
-                    match store.commit(changes).await {
+                    match durable.await {
                         Ok(()) => {
                             log_changes(&logged, renewal);
                             if let Some(reply) = reply {
@@ -128,7 +138,7 @@ impl Server {
                         }
                         Err(e) => {
                             metrics.commit_failed();
-                            warn!(error = %e, "lease not stored; no reply sent");
+                            warn!(error = ?e, "lease not stored; no reply sent");
                         }
                     }
                 });

@@ -67,4 +67,9 @@ pub enum StoreError {
 
     #[error("state store {} is closed: its writer has stopped", .path.display())]
     WriterStopped { path: PathBuf },
+
+    /// [`crate::state::Store::submit`] found the queue full (the disk is slower than requests
+    /// arrive); nothing was queued.
+    #[error("state store {} is busy: too many commits queued", .path.display())]
+    Busy { path: PathBuf },
 }

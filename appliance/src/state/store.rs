@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 use tracing::{error, info};
 
 use super::codec;
@@ -93,18 +93,50 @@ impl Store {
     /// Concurrent callers are batched by the writer thread into one transaction and one fsync,
     /// in the order they were submitted. On `Err` the changes must be treated as not committed.
     /// Dropping the future does not withdraw a submitted change; it is still applied.
+    ///
+    /// The changes are queued when the future first runs (after waiting for a queue slot); a
+    /// caller whose order matters relative to other callers uses [`Store::submit`].
     pub async fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         let ops = codec::encode(changes)?;
-        let stopped = || StoreError::WriterStopped { path: self.path().to_owned() };
-        let slot = Arc::clone(&self.inner.slots).acquire_owned().await.map_err(|_| stopped())?;
+        let slot = Arc::clone(&self.inner.slots).acquire_owned().await.map_err(|_| self.stopped())?;
+        self.enqueue(ops, slot)?.await
+    }
+
+    /// Queues the changes now, behind everything submitted before this call, and returns a
+    /// future that resolves once they are durable. The DHCP server decides leases in arrival
+    /// order and relies on this: a release and the lease of the same address to another client
+    /// must reach the disk in the order they were decided, whatever order tasks run in.
+    /// Fails at once with [`StoreError::Busy`] when the queue is full.
+    pub fn submit(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<impl Future<Output = Result<(), StoreError>> + Send + 'static, StoreError> {
+        let ops = codec::encode(changes)?;
+        let slot = Arc::clone(&self.inner.slots).try_acquire_owned().map_err(|e| match e {
+            TryAcquireError::NoPermits => StoreError::Busy { path: self.path().to_owned() },
+            TryAcquireError::Closed => self.stopped(),
+        })?;
+        self.enqueue(ops, slot)
+    }
+
+    fn enqueue(
+        &self,
+        ops: Vec<codec::Op>,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<impl Future<Output = Result<(), StoreError>> + Send + 'static, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let queue = lock(&self.inner.queue);
-            let queue = queue.as_ref().ok_or_else(stopped)?;
-            queue.send(Request { ops, reply, _slot: slot }).map_err(|_| stopped())?;
+            let queue = queue.as_ref().ok_or_else(|| self.stopped())?;
+            queue.send(Request { ops, reply, _slot: slot }).map_err(|_| self.stopped())?;
         }
+        let path = self.path().to_owned();
         // The writer drops the reply unanswered only if it died (panicked) mid-batch.
-        answer.await.map_err(|_| stopped())?
+        Ok(async move { answer.await.map_err(|_| StoreError::WriterStopped { path })? })
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::WriterStopped { path: self.path().to_owned() }
     }
 
     /// Stops the writer thread after finishing queued commits, and closes the file. Blocks

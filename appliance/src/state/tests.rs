@@ -132,6 +132,25 @@ fn concurrent_commits_apply_in_submission_order() {
 }
 
 #[test]
+fn submit_orders_by_call_not_by_await() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rt = runtime();
+    // The same address twice: the second submit must win even when awaited first.
+    let first = lease(ip(7), 1);
+    let second = lease(ip(7), 2);
+    rt.block_on(async {
+        let a = store.submit(vec![Change::PutLease(first)]).unwrap();
+        let b = store.submit(vec![Change::PutLease(second.clone())]).unwrap();
+        let b = tokio::spawn(b);
+        b.await.unwrap().unwrap();
+        a.await.unwrap();
+    });
+    store.close();
+    assert_eq!(reopen_leases(dir.path()), vec![second]);
+}
+
+#[test]
 fn garbage_file_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     // Deterministic noise (xorshift), long enough to cover redb's header and first pages.
