@@ -39,6 +39,7 @@ pub struct Udhcpc<'h> {
     host: &'h Host,
     hostname: Option<String>,
     attempts: (u32, u32),
+    broadcast: bool,
 }
 
 fn lease_of(event: &Event) -> Result<Lease> {
@@ -49,12 +50,18 @@ fn lease_of(event: &Event) -> Result<Lease> {
 
 impl<'h> Udhcpc<'h> {
     pub(crate) fn new(host: &'h Host) -> Self {
-        Udhcpc { host, hostname: None, attempts: DEFAULT_ATTEMPTS }
+        Udhcpc { host, hostname: None, attempts: DEFAULT_ATTEMPTS, broadcast: false }
     }
 
     /// Sends option 12 (`-x hostname:NAME`).
     pub fn hostname(mut self, name: &str) -> Self {
         self.hostname = Some(name.to_owned());
+        self
+    }
+
+    /// `-B`: sets the broadcast flag, asking the server to broadcast its replies.
+    pub fn broadcast(mut self) -> Self {
+        self.broadcast = true;
         self
     }
 
@@ -91,6 +98,9 @@ impl<'h> Udhcpc<'h> {
         cmd.arg("-t").arg(self.attempts.0.to_string()).arg("-T").arg(self.attempts.1.to_string());
         if let Some(name) = &self.hostname {
             cmd.arg("-x").arg(format!("hostname:{name}"));
+        }
+        if self.broadcast {
+            cmd.arg("-B");
         }
         cmd.args(extra);
         Ok(cmd)

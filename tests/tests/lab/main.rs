@@ -3,6 +3,7 @@
 //! Every lab test compiles into this one binary.
 
 mod crash;
+mod delivery;
 mod dhcp_clients;
 mod expiry;
 mod hostile;
