@@ -17,3 +17,20 @@ fn a_missing_lan_interface_is_a_fatal_start_error() -> Result<()> {
     assert!(log.contains(&config.lan.interface), "stderr should name the interface:\n{log}");
     Ok(())
 }
+
+#[test]
+fn a_corrupt_store_is_a_clear_start_error_and_is_left_untouched() -> Result<()> {
+    let lab = Lab::builder().clients(0).build()?;
+    let config = lab.config();
+    std::fs::create_dir_all(&config.state.dir)?;
+    let store = std::path::Path::new(&config.state.dir).join("proximity.redb");
+    let garbage: Vec<u8> = (0..64 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&store, &garbage)?;
+    assert!(lab.start_appliance(&config).is_err(), "the appliance started on a corrupt store");
+    let status = lab.appliance().exit_status();
+    assert!(status.is_some_and(|s| !s.success()), "it should have exited non-zero, status {status:?}");
+    let log = lab.appliance().log();
+    assert!(log.contains(&store.display().to_string()), "stderr should name the store file:\n{log}");
+    assert_eq!(std::fs::read(&store)?, garbage, "the corrupt store was modified");
+    Ok(())
+}
