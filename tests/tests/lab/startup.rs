@@ -1,5 +1,5 @@
-//! Starting the appliance: a config it cannot run with (its LAN interface does not exist) is a
-//! fatal start error that exits non-zero and says why on stderr.
+//! Starting the appliance: what it cannot run with (a LAN interface that does not exist, a
+//! corrupt store) is a fatal start error that exits non-zero and says why on stderr.
 
 use anyhow::Result;
 use proximity_tests::Lab;
