@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use crate::dhcp;
+use crate::names::{NameTable, Names};
 use crate::shutdown::Stop;
 use crate::state::Store;
 
@@ -21,12 +22,20 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let leases = store.leases().context("cannot read leases from the store")?;
     info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), state = %config.state.dir.display(), "starting");
 
+    // Names start from what the store holds, so DNS answers for known clients at once.
+    let start_serial = u32::try_from(dhcp::server::unix_now()).unwrap_or(u32::MAX);
+    let table =
+        NameTable::empty(start_serial).build(&config.dhcp.reservations, &leases, dhcp::server::unix_now());
+    let names = Arc::new(Names::new(table));
+
     let mut services: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
     if config.dhcp.enabled {
         let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
             .context("cannot open the dhcp socket")?;
         info!(addr = %socket.local_addr()?, interface = %config.lan.interface, range = %config.dhcp.range, "listening for dhcp");
-        let server = dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()), &stop);
+        let feed = dhcp::NameFeed::new(names.clone(), config.dhcp.reservations.clone());
+        let server =
+            dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()), feed, &stop);
         let stop = stop.clone();
         services.spawn(async move { ("dhcp", server.serve(socket, stop).await) });
     }

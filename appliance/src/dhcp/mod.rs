@@ -26,7 +26,7 @@ pub use engine::{Engine, SERVER_PORT};
 pub use metrics::Metrics;
 pub use pool::Pool;
 pub use reply::NetworkOptions;
-pub use server::Server;
+pub use server::{NameFeed, Server};
 
 use crate::shutdown::Stop;
 use crate::state::{Lease, Store};
@@ -38,6 +38,7 @@ pub fn server(
     records: Vec<Lease>,
     store: Store,
     metrics: Arc<Metrics>,
+    names: NameFeed,
     stop: &Stop,
 ) -> Server {
     let net = NetworkOptions::new(config.lan.gateway(), config.lan.address.trunc(), &config.dns.domain);
@@ -49,5 +50,5 @@ pub fn server(
             None
         }
     };
-    Server::new(Engine::new(net, pool), store, metrics, neighbours)
+    Server::new(Engine::new(net, pool), store, metrics, neighbours, names)
 }

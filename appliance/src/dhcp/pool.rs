@@ -117,6 +117,11 @@ impl Pool {
         self.range
     }
 
+    /// Every lease record, in no particular order.
+    pub fn records(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.values()
+    }
+
     /// The record of an address, if any.
     pub fn lease(&self, ip: Ipv4Addr) -> Option<&Lease> {
         self.leases.get(&ip)

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::{Message, MessageType};
+use proximity_config::Reservation;
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -15,6 +17,7 @@ use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
 use super::neighbours::Neighbours;
 use super::wire;
+use crate::names::Names;
 use crate::shutdown::Stop;
 use crate::state::{Change, LeaseState, Store, UnixTime};
 
@@ -24,8 +27,8 @@ const RECV_BUF: usize = 4096;
 /// clients retransmit, so memory stays bounded when the disk is slow. (The store also bounds
 /// its queue; a full queue fails the submit and counts as a failed commit.)
 const MAX_PENDING_COMMITS: usize = 4096;
-/// How often ended leases are looked for (to log them, and later to update DNS).
-const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often ended leases are looked for, to log them and take their names out of DNS.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Wall-clock seconds; leases are stored in wall-clock time so they survive restarts.
 pub fn unix_now() -> UnixTime {
@@ -40,11 +43,55 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// `None` when netlink is unavailable: clients without an address then get broadcasts.
     neighbours: Option<Neighbours>,
+    names: NameFeed,
+}
+
+/// What the server needs to keep the host names in step with its leases.
+#[derive(Debug, Clone)]
+pub struct NameFeed {
+    pub names: Arc<Names>,
+    pub reservations: Vec<Reservation>,
+    /// Signalled after a commit that touched a named lease; the loop then rebuilds the table.
+    pub changed: Arc<Notify>,
+}
+
+impl NameFeed {
+    pub fn new(names: Arc<Names>, reservations: Vec<Reservation>) -> Self {
+        NameFeed { names, reservations, changed: Arc::new(Notify::new()) }
+    }
+
+    /// Whether a committed change can change the names: the lease carries a name, or its
+    /// address has one now.
+    fn touches(&self, changes: &[Change]) -> bool {
+        let table = self.names.current();
+        changes.iter().any(|c| match c {
+            Change::PutLease(l) => l.hostname.is_some() || table.name_of(l.ip).is_some(),
+            Change::DeleteLease(ip) => table.name_of(*ip).is_some(),
+        })
+    }
 }
 
 impl Server {
-    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>, neighbours: Option<Neighbours>) -> Self {
-        Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours }
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        metrics: Arc<Metrics>,
+        neighbours: Option<Neighbours>,
+        names: NameFeed,
+    ) -> Self {
+        Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours, names }
+    }
+
+    /// Rebuilds the name table from the leases in memory and publishes it if it changed.
+    fn rebuild_names(&self) {
+        let current = self.names.names.current();
+        let next = {
+            let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+            current.build(&self.names.reservations, engine.pool().records(), unix_now())
+        };
+        if next.serial() != current.serial() {
+            self.names.names.publish(next);
+        }
     }
 
     /// Serves on `socket` until `stop` fires, then lets pending commits finish within the
@@ -72,9 +119,12 @@ impl Server {
                 },
                 _ = sweep.tick() => {
                     let now = unix_now();
-                    self.log_ended(swept_until, now);
+                    if self.log_ended(swept_until, now) {
+                        self.rebuild_names();
+                    }
                     swept_until = now;
                 }
+                () = self.names.changed.notified() => self.rebuild_names(),
                 Some(done) = pending.join_next(), if !pending.is_empty() => {
                     if let Err(e) = done {
                         warn!(error = %e, "dhcp commit task failed");
@@ -128,10 +178,14 @@ impl Server {
                 };
                 let (metrics, socket, neighbours) =
                     (self.metrics.clone(), socket.clone(), self.neighbours.clone());
+                let renames = self.names.touches(&logged).then(|| self.names.changed.clone());
                 pending.spawn(async move {
                     match durable.await {
                         Ok(()) => {
                             log_changes(&logged, renewal);
+                            if let Some(changed) = renames {
+                                changed.notify_one();
+                            }
                             if let Some(reply) = reply {
                                 send(&socket, &metrics, neighbours.as_ref(), reply).await;
                             }
@@ -157,16 +211,20 @@ impl Server {
         }
     }
 
-    fn log_ended(&self, after: UnixTime, now: UnixTime) {
+    /// Logs the leases that ended since the last sweep; true if any of them had a name.
+    fn log_ended(&self, after: UnixTime, now: UnixTime) -> bool {
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut named = false;
         for lease in engine.pool().ended_between(after, now) {
             info!(ip = %lease.ip, mac = %lease.mac, "lease expired");
+            named |= lease.hostname.is_some();
         }
         if self.metrics.exhausted_now.load(Ordering::Relaxed)
             && engine.pool().bound_count(now) < range_len(&engine)
         {
             self.metrics.exhausted_now.store(false, Ordering::Relaxed);
         }
+        named
     }
 }
 

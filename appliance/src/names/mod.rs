@@ -1,0 +1,40 @@
+//! Host names, derived from state by the name policy, published as immutable snapshots.
+//!
+//! - [`table`]: [`NameTable`], one consistent version of every name and its address, and the
+//!   policy that builds it from reservations and leases.
+//! - [`Names`]: the current table, swapped atomically so readers (DNS) never lock and always
+//!   see one whole version.
+//!
+//! Name policy (DESIGN.md): names from reservations (and later the admin API) own their name;
+//! a DHCP client's host name only claims a free name, and the first claimant keeps it while its
+//! lease lasts; names are case-insensitive labels under the configured domain.
+
+pub mod table;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use table::{HostName, NameSource, NameTable};
+
+/// The published name table.
+#[derive(Debug)]
+pub struct Names {
+    current: ArcSwap<NameTable>,
+}
+
+impl Names {
+    pub fn new(table: NameTable) -> Self {
+        Names { current: ArcSwap::from_pointee(table) }
+    }
+
+    /// The table in force now: cheap, lock-free, consistent.
+    pub fn current(&self) -> Arc<NameTable> {
+        self.current.load_full()
+    }
+
+    /// Replaces the table; readers see the new one from their next lookup on.
+    pub fn publish(&self, table: NameTable) {
+        self.current.store(Arc::new(table));
+    }
+}
