@@ -75,17 +75,39 @@ pub struct RawReservation {
     pub name: Option<String>,
 }
 
-/// `[dns]`: names. Only the domain is used so far (DHCP hands it to clients).
+/// `[dns]`: the DNS server: authoritative for the domain and the LAN's reverse zone, forwarding
+/// the rest for LAN clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDns {
+    pub enabled: bool,
     /// The domain the appliance is authoritative for; given to DHCP clients as domain and search list.
     pub domain: String,
+    /// Servers that LAN clients' other queries are forwarded to (`ip` or `ip:port`), tried in
+    /// order. Empty: nothing is forwarded (SERVFAIL) until an upstream is learned.
+    pub upstreams: Vec<String>,
+    /// TTL of the records we serve. Short, because names follow leases and apps live.
+    pub ttl: String,
+    /// Addresses to serve on, UDP and TCP (`ip:port`). `0.0.0.0:53` serves on every address of
+    /// the appliance; who may ask what is decided by the client's address, not by the socket.
+    pub listen: Vec<String>,
+    /// How long to wait for an upstream before answering SERVFAIL.
+    pub upstream_timeout: String,
+    /// Most forwarded answers kept in the cache.
+    pub cache_size: u32,
 }
 
 impl Default for RawDns {
     fn default() -> Self {
-        RawDns { domain: "prox.local".into() }
+        RawDns {
+            enabled: true,
+            domain: "prox.local".into(),
+            upstreams: Vec::new(),
+            ttl: "30s".into(),
+            listen: vec!["0.0.0.0:53".into()],
+            upstream_timeout: "2s".into(),
+            cache_size: 4096,
+        }
     }
 }
 

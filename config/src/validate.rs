@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::raw::{RawConfig, RawDhcp, RawReservation};
+use crate::raw::{RawConfig, RawDhcp, RawDns, RawReservation};
 use crate::types::{Ipv4Range, MacAddr, check_domain, check_label};
 
 /// Shortest lease accepted; shorter ones make clients chatter without benefit.
@@ -60,9 +60,18 @@ pub struct Reservation {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {
+    pub enabled: bool,
     /// Lower-case, without a trailing dot.
     pub domain: String,
+    pub upstreams: Vec<SocketAddr>,
+    pub ttl: Duration,
+    pub listen: Vec<SocketAddr>,
+    pub upstream_timeout: Duration,
+    pub cache_size: u32,
 }
+
+/// Longest TTL accepted for our own records: names move with leases.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
@@ -143,25 +152,74 @@ impl TryFrom<RawConfig> for Config {
 
         let dhcp = check_dhcp(&raw.dhcp, lan_net, &mut p);
 
-        let domain = raw.dns.domain.trim_end_matches('.').to_ascii_lowercase();
-        if let Err(e) = check_domain(&domain) {
-            p.add("dns.domain", format!("{:?} is not a domain name: {e}", raw.dns.domain));
-        }
-
+        let dns = check_dns(&raw.dns, &mut p);
         if raw.state.dir.trim().is_empty() {
             p.add("state.dir", "is empty; give the directory where the store lives");
         }
 
-        match (lan_net, dhcp) {
-            (Some(address), Some(dhcp)) if p.0.is_empty() => Ok(Config {
+        match (lan_net, dhcp, dns) {
+            (Some(address), Some(dhcp), Some(dns)) if p.0.is_empty() => Ok(Config {
                 lan: LanConfig { interface, address },
                 dhcp,
-                dns: DnsConfig { domain },
+                dns,
                 state: StateConfig { dir: PathBuf::from(raw.state.dir) },
             }),
             _ => Err(ConfigErrors(p.0)),
         }
     }
+}
+
+fn check_dns(raw: &RawDns, p: &mut Problems) -> Option<DnsConfig> {
+    let before = p.0.len();
+    let domain = raw.domain.trim_end_matches('.').to_ascii_lowercase();
+    if let Err(e) = check_domain(&domain) {
+        p.add("dns.domain", format!("{:?} is not a domain name: {e}", raw.domain));
+    }
+    let upstreams: Vec<SocketAddr> = raw
+        .upstreams
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| p.check(&format!("dns.upstreams[{i}]"), parse_server(text, 53)))
+        .collect();
+    let listen: Vec<SocketAddr> = raw
+        .listen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            p.check(
+                &format!("dns.listen[{i}]"),
+                text.parse::<SocketAddr>()
+                    .map_err(|_| format!("{text:?} is not an address:port like \"0.0.0.0:53\"")),
+            )
+        })
+        .collect();
+    let ttl = p.check("dns.ttl", parse_duration(&raw.ttl));
+    if ttl.is_some_and(|t| t > MAX_TTL) {
+        p.add("dns.ttl", format!("{:?} is longer than {}", raw.ttl, humantime::format_duration(MAX_TTL)));
+    }
+    let upstream_timeout = p.check("dns.upstream_timeout", parse_duration(&raw.upstream_timeout));
+    if upstream_timeout.is_some_and(|t| t < Duration::from_millis(100) || t > Duration::from_secs(30)) {
+        p.add("dns.upstream_timeout", format!("{:?} must be between 100ms and 30s", raw.upstream_timeout));
+    }
+    if raw.cache_size > 1_000_000 {
+        p.add("dns.cache_size", format!("{} is more than 1000000 entries", raw.cache_size));
+    }
+    (p.0.len() == before).then_some(DnsConfig {
+        enabled: raw.enabled,
+        domain,
+        upstreams,
+        ttl: ttl?,
+        listen,
+        upstream_timeout: upstream_timeout?,
+        cache_size: raw.cache_size,
+    })
+}
+
+/// `ip` or `ip:port` (IPv6 as `[ip]:port`), with `default_port` when none is given.
+fn parse_server(text: &str, default_port: u16) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, default_port)))
+        .map_err(|_| format!("{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\""))
 }
 
 fn check_interface_name(name: &str) -> Result<(), String> {
@@ -394,6 +452,21 @@ mod tests {
             e.to_string().contains("dhcp.reservations[0].ip: 10.20.0.120 is outside dhcp.reserved"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dns_settings_are_checked() {
+        let c = from_toml_str("[dns]\nupstreams = [\"192.0.2.53\", \"192.0.2.54:5353\"]\n").expect("valid");
+        let ups: Vec<String> = c.dns.upstreams.iter().map(ToString::to_string).collect();
+        assert_eq!(ups, ["192.0.2.53:53", "192.0.2.54:5353"]);
+        assert_eq!(c.dns.listen, vec!["0.0.0.0:53".parse::<SocketAddr>().expect("addr")]);
+        let e = from_toml_str("[dns]\nupstreams = [\"dns.google\"]\nlisten = [\"53\"]\nttl = \"2d\"\n")
+            .expect_err("invalid");
+        let text = e.to_string();
+        for want in ["dns.upstreams[0]: \"dns.google\"", "dns.listen[0]: \"53\"", "dns.ttl: \"2d\" is longer"]
+        {
+            assert!(text.contains(want), "missing {want:?} in {text}");
+        }
     }
 
     #[test]
