@@ -3,20 +3,22 @@
 # perfdhcp, in the same run on this machine. Each server gets its own pair of network
 # namespaces (server ns + client ns joined by a veth pair); no packet leaves them.
 #
-# For every server it finds the highest DORA rate (new client per exchange, so one new lease
-# per exchange) with under 1% failed exchanges, and reports latency and RSS at that rate, then
-# the ratios ours/dnsmasq and ours/kea. See bench/README.md for how to read the output.
+# For every server it finds the highest rate of DORA exchanges with under 1% failed, twice:
+# with every exchange a new client (sequential MACs) and with a realistic MAC spread (random
+# MACs), and reports latency and RSS at that rate, then the ratios ours/dnsmasq and ours/kea.
+# See bench/README.md for how to read the output.
 #
-# Usage: sudo bench/dhcp.sh [--quick] [--no-build] [--servers ours,dnsmasq,kea] [--keep-state]
+# Usage: sudo bench/dhcp.sh [--quick] [options]      (--help lists them)
 set -uo pipefail
 
 # ---------------------------------------------------------------------------------------------
-# Settings (named, so the README can refer to them)
+# Settings
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OURS_BIN="$ROOT/target/release/proximity-appliance"
 
-LAN_PREFIX=16                          # a big LAN so a step never runs out of addresses
+LAN_PREFIX=16                          # a big LAN: 65379 addresses in the pool
+NETMASK=255.255.0.0
 SERVER_ADDR=10.20.0.1
 CLIENT_ADDR=10.20.0.2                  # perfdhcp's address = giaddr of its relayed packets
 POOL_FIRST=10.20.0.100
@@ -24,35 +26,37 @@ POOL_LAST=10.20.255.250
 POOL_SIZE=65379                        # addresses in POOL_FIRST..POOL_LAST
 RESERVED="10.20.0.2-10.20.0.99"
 LEASE_SECS=3600
-MAX_EXCHANGES=$((POOL_SIZE * 7 / 10))  # cap per step: the pool never runs dry inside a step
-DROP_LIMIT_PCT=1                       # a step passes with fewer failed DORAs than this
-SENT_MIN_PCT=97                        # ...and if perfdhcp really offered the rate (>= 97%)
-CLIENTS=16777216                       # -R: distinct MACs (sequential from the step's base)
+MAX_EXCHANGES=$((POOL_SIZE * 7 / 10))  # per step: the pool never runs dry inside a step
+DROP_LIMIT_PCT=1                       # a step passes with fewer failed DORAs than this...
+SENT_MIN_PCT=97                        # ...if perfdhcp really offered the rate (>= 97% sent)
+SEQ_CLIENTS=16777216                   # -R: distinct MACs, counted up from the step's base MAC
+RND_MACS=65536                         # random MAC list size (perfdhcp 2.2 indexes it with 16 bits)
 EXIT_WAIT_US=1000000                   # -W: how long perfdhcp waits for late answers at the end
 READY_LIMIT_S=20                       # a server must answer a probe DORA within this
 STOP_LIMIT_S=10                        # SIGTERM, then SIGKILL after this
-MAX_RATE=64000
+MAX_ROUNDS=60
+# perfdhcp in one thread: on its single pinned core a receiver thread only competes with the
+# sender (measured: lower latency and fewer drops than "-g multi" for every server).
+PERFDHCP_MODE=${PERFDHCP_MODE:--g single}
 
-QUICK=0; BUILD=1; KEEP_STATE=0; SERVERS="ours,dnsmasq,kea"; MACS=random; CHECK=1
-RATES=""; SECS=""
+QUICK=0; BUILD=1; KEEP_STATE=0; SERVERS="ours,dnsmasq,kea"; MACS=both; RATES=""; SECS=""
 
 usage() {
     sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
 Options:
-  --quick           short run (3 s steps, coarser search; about 2-3 minutes)
+  --quick           short run: 3 s steps, coarser search (about 3 minutes instead of 6-8)
   --no-build        use the existing target/release/proximity-appliance
   --servers LIST    comma-separated subset of ours,dnsmasq,kea (default: all three)
+  --macs MODE       both (default), sequential (every exchange a new client, perfdhcp -u
+                    checks no address goes to two clients) or random (MACs drawn from a list
+                    of 65536 random ones: realistic spread, some clients return within a step)
   --rates LIST      no search: run exactly these offered rates, e.g. --rates 2000,4000
-  --secs N          step length in seconds (default 6, --quick 3)
+  --secs N          step length in seconds (default 5, --quick 3)
   --keep-state      keep the servers' lease files in the results dir
-  --macs MODE       clients of the search: random (default): MACs drawn from a list of 65536
-                    random ones (perfdhcp -M): realistic, but some clients come back in a step;
-                    sequential: perfdhcp counts MACs up from a base: every exchange a new client
-  --no-check        skip the check (each server at its best rate with sequential MACs, perfdhcp -u)
   -h, --help        this text
-Exit status: 0 done (read the report: a server may still have failed), 1 error, 2 tools missing.
+Exit status: 0 done (read the report: a server may have failed), 1 error, 2 tools missing.
 EOF
 }
 
@@ -64,24 +68,25 @@ while [ $# -gt 0 ]; do
         --servers) shift; SERVERS="${1:-}" ;;
         --servers=*) SERVERS="${1#--servers=}" ;;
         --macs) shift; MACS="${1:-}" ;;
+        --macs=*) MACS="${1#--macs=}" ;;
         --rates) shift; RATES="${1:-}" ;;
         --rates=*) RATES="${1#--rates=}" ;;
         --secs) shift; SECS="${1:-}" ;;
         --secs=*) SECS="${1#--secs=}" ;;
-        --macs=*) MACS="${1#--macs=}" ;;
-        --no-check) CHECK=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "dhcp.sh: unknown argument: $1 (see --help)" >&2; exit 1 ;;
     esac
     shift
 done
 
-case "$MACS" in sequential|random) ;; *) echo "dhcp.sh: --macs must be sequential or random" >&2; exit 1 ;; esac
-
+case "$MACS" in
+    both) MODES=(seq rnd) ;; sequential|seq) MODES=(seq) ;; random|rnd) MODES=(rnd) ;;
+    *) echo "dhcp.sh: --macs takes both, sequential or random" >&2; exit 1 ;;
+esac
 if [ "$QUICK" = 1 ]; then
-    STEP_SECS=3; LADDER=(250 1000 4000 16000 64000); BISECTS=2; TIME_BUDGET_S=240
+    STEP_SECS=3; LADDER=(250 1000 4000 16000 64000); BISECTS=2; TIME_BUDGET_S=300
 else
-    STEP_SECS=6; LADDER=(250 500 1000 2000 4000 8000 16000 32000 64000); BISECTS=3; TIME_BUDGET_S=540
+    STEP_SECS=5; LADDER=(250 500 1000 2000 4000 8000 16000 32000 64000); BISECTS=3; TIME_BUDGET_S=570
 fi
 if [ -n "$SECS" ]; then
     [[ "$SECS" =~ ^[1-9][0-9]?$ ]] || { echo "dhcp.sh: --secs takes 1..99" >&2; exit 1; }
@@ -100,10 +105,10 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "dhcp.sh: must run as root (it creates network namespaces); try: sudo $0 $*" >&2
     exit 1
 fi
-
+export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 for tool in perfdhcp dnsmasq kea-dhcp4 ip taskset nice timeout awk; do
-    PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "dhcp.sh: missing tools: ${missing[*]}" >&2
@@ -111,7 +116,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "  apt-get install -y kea-admin kea-dhcp4-server dnsmasq-base" >&2
     exit 2
 fi
-export PATH="$PATH:/usr/sbin:/sbin"
 
 declare -A WANT=()
 IFS=, read -r -a _list <<<"$SERVERS"
@@ -122,20 +126,20 @@ ORDER=()
 for s in ours dnsmasq kea; do [ -n "${WANT[$s]:-}" ] && ORDER+=("$s"); done
 [ ${#ORDER[@]} -gt 0 ] || { echo "dhcp.sh: no server selected" >&2; exit 1; }
 
-# CPU placement: the server on CPU 0, perfdhcp on CPU 1, so the load generator never steals the
-# server's core (and every server gets the same single core). One CPU: no pinning.
+# CPU placement: the server on CPU 0, perfdhcp on CPU 1, so the load generator never takes the
+# server's core and every server gets the same single core. One CPU: no pinning.
 if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 0); GEN_CPU=(taskset -c 1); else SRV_CPU=(); GEN_CPU=(); fi
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$ROOT/target/bench/dhcp-$STAMP"
-mkdir -p "$OUT" || exit 1
+OUT="$ROOT/target/bench/dhcp-$(date +%Y%m%d-%H%M%S)"
 RAW="$OUT/raw"; STATE="$OUT/state"
-mkdir -p "$RAW" "$STATE"
+mkdir -p "$RAW" "$STATE" || exit 1
 cd "$OUT" || exit 1                      # every path below is absolute; strays land here
 TAG="pxd$$"                              # namespaces: pxd<pid>-<server>-{s,c}
 START_S=$SECONDS
 
 log() { printf '%s\n' "$*" | tee -a "$OUT/report.txt"; }
+name() { case "$1" in ours) echo "proximity" ;; dnsmasq) echo "dnsmasq" ;; kea) echo "kea-dhcp4" ;; esac; }
+mode_name() { case "$1" in seq) echo "sequential MACs: every exchange a new client" ;; rnd) echo "random MACs: realistic spread, some clients return" ;; esac; }
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup: every process we started (by PID) and every namespace we created, on any exit.
@@ -216,12 +220,12 @@ start_ours() {
 }
 
 start_dnsmasq() {
-    # --no-ping: dnsmasq would otherwise ICMP-probe each address before offering it (up to 3 s
-    # per offer, one at a time); Kea and ours do not probe. --quiet-dhcp: no per-packet log.
+    # --no-ping: dnsmasq would otherwise ICMP-probe each address before offering it (up to 3 s,
+    # one at a time); Kea and ours do not probe. --quiet-dhcp: no per-packet log.
     ip netns exec "$TAG-dnsmasq-s" "${SRV_CPU[@]}" nice -n -5 \
         dnsmasq --no-daemon --conf-file=/dev/null --no-hosts --no-resolv --port=0 \
         --interface=srv0 --bind-interfaces \
-        --dhcp-range="$POOL_FIRST,$POOL_LAST,255.255.0.0,1h" \
+        --dhcp-range="$POOL_FIRST,$POOL_LAST,$NETMASK,1h" \
         --dhcp-leasefile="$1/dnsmasq.leases" --dhcp-lease-max=1000000 \
         --dhcp-authoritative --no-ping --quiet-dhcp \
         --pid-file="$1/dnsmasq.pid" --log-facility=- >"$2" 2>&1 &
@@ -282,17 +286,23 @@ rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null 
 
 # ---------------------------------------------------------------------------------------------
 # One step: fresh server (empty lease store), probe, idle RSS, perfdhcp at RATE, RSS after load.
-# run_step SERVER RATE MACS TABLE: MACS is random|sequential; writes one line to TABLE (a .tsv)
-# and sets STEP_PASS=1|0.
+# run_step SERVER MODE RATE appends one line to steps.tsv and sets STEP_PASS=1|0; it fails
+# (returns 1) only when the server did not start or answer.
+#
+# steps.tsv columns: 1 server  2 macs  3 step  4 rate  5 secs  6 do_sent  7 do_recv  8 ra_sent
+#   9 ra_recv  10 failed_pct  11 acks_per_s  12 do_avg_ms  13 do_max_ms  14 ra_avg_ms  15 ra_max_ms
+#   16 rss_idle_kib  17 rss_load_kib  18 rss_peak_kib  19 status  20 orphans  21 offered_twice
+#   22 acked_twice
 
-TSV_HEADER='server\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tdrop_pct\tack_per_s\tdo_avg\tdo_max\tra_avg\tra_max\trss_idle_kib\trss_load_kib\thwm_kib\tstatus\torphans\tacked_twice\tmacs\n'
-printf "$TSV_HEADER" >"$OUT/steps.tsv"
+STEPS="$OUT/steps.tsv"
+printf 'server\tmacs\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tfailed_pct\tacks_per_s\tdo_avg_ms\tdo_max_ms\tra_avg_ms\tra_max_ms\trss_idle_kib\trss_load_kib\trss_peak_kib\tstatus\torphans\toffered_twice\tacked_twice\n' >"$STEPS"
 declare -A STEPNO=()
+MAC_LIST="$OUT/macs.txt"
 
 run_step() {
-    local srv=$1 rate=$2 macs=$3 tsv=$4
+    local srv=$1 mode=$2 rate=$3
     local n=$(( ${STEPNO[$srv]:-0} + 1 )); STEPNO[$srv]=$n
-    local id; id=$(printf '%s-%02d-%s-r%s' "$srv" "$n" "${macs:0:3}" "$rate")
+    local id; id=$(printf '%s-%02d-%s-r%s' "$srv" "$n" "$mode" "$rate")
     local dir="$STATE/$id" slog="$RAW/$id.server.log" plog="$RAW/$id.perfdhcp.txt"
     mkdir -p "$dir"
     STEP_PASS=0
@@ -300,106 +310,89 @@ run_step() {
     "start_$srv" "$dir" "$slog"
     local pid=$SRV_PID; PIDS[$pid]="$srv"
     if ! wait_ready "$srv" "$pid" "$slog"; then
-        local why="not ready in ${READY_LIMIT_S}s"; kill -0 "$pid" 2>/dev/null || why="exited"
+        local why="no answer to a probe in ${READY_LIMIT_S}s"; kill -0 "$pid" 2>/dev/null || why="exited"
         stop_server "$pid"
-        printf '%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t%s\n' "$srv" "$n" "$rate" "$why" "$macs" >>"$tsv"
+        printf '%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t-\n' \
+            "$srv" "$mode" "$n" "$rate" "$why" >>"$STEPS"
         log "  $srv @ $rate/s: server failed to start ($why); log: $slog"
-        STEP_FAILED_START=1
+        LAST_START_LOG=$slog
         return 1
     fi
-    STEP_FAILED_START=0
     local rss_idle; rss_idle=$(rss_kib "$pid" VmRSS)
 
-    # Exchanges: rate x secs, capped so the pool never runs dry within the step.
     local count=$((rate * STEP_SECS)); [ $count -gt $MAX_EXCHANGES ] && count=$MAX_EXCHANGES
     local secs; secs=$(awk -v c="$count" -v r="$rate" 'BEGIN { printf "%.3f", c / r }')
     local clients
-    if [ "$macs" = random ]; then
+    if [ "$mode" = rnd ]; then
         clients=(-M "$MAC_LIST")
     else
-        # A base MAC per step (locally administered, 02:..): perfdhcp counts up from it.
-        # -u: perfdhcp checks that no address is handed to two clients (every client is new).
-        clients=(-u -R "$CLIENTS" -b "mac=$(printf '02:%02x:%02x:00:00:00' "$(printf '%d' "'${srv:0:1}")" "$n")")
+        # A base MAC per step (locally administered, 02:<server letter>:<step>:...): perfdhcp
+        # counts up from it. -u: perfdhcp reports any address given to two clients.
+        clients=(-u -R "$SEQ_CLIENTS" -b "mac=$(printf '02:%02x:%02x:00:00:00' "'${srv:0:1}" "$n")")
     fi
     timeout $((STEP_SECS + 30)) ip netns exec "$TAG-$srv-c" "${GEN_CPU[@]}" nice -n -5 \
-        perfdhcp -4 -r "$rate" -n "$count" -p "$STEP_SECS" "${clients[@]}" \
+        perfdhcp -4 $PERFDHCP_MODE -r "$rate" -n "$count" -p "$STEP_SECS" "${clients[@]}" \
         -W "$EXIT_WAIT_US" -t 1 -l "$CLIENT_ADDR" "$SERVER_ADDR" >"$plog" 2>&1 &
     local gen=$!; PIDS[$gen]="perfdhcp"
     wait_pid "$gen"; local prc=$?
 
     local alive=1; kill -0 "$pid" 2>/dev/null || alive=0
-    local rss_load hwm
-    rss_load=$(rss_kib "$pid" VmRSS); hwm=$(rss_kib "$pid" VmHWM)
+    local rss_load rss_peak
+    rss_load=$(rss_kib "$pid" VmRSS); rss_peak=$(rss_kib "$pid" VmHWM)
     stop_server "$pid"
     [ "$KEEP_STATE" = 1 ] || rm -rf "$dir"
 
-    # Parse perfdhcp's final report: DISCOVER-OFFER and REQUEST-ACK sections.
-    local stats
-    stats=$(awk '
+    # perfdhcp's final report has a DISCOVER-OFFER and a REQUEST-ACK section.
+    local do_sent do_recv ra_sent ra_recv orphans nu_do nu_ra do_avg do_max ra_avg ra_max
+    read -r do_sent do_recv ra_sent ra_recv orphans nu_do nu_ra do_avg do_max ra_avg ra_max <<<"$(awk '
         /Statistics for: DISCOVER-OFFER/ { s = "do" } /Statistics for: REQUEST-ACK/ { s = "ra" }
-        s && /^sent packets:/     { v[s "_sent"] = $3 }
-        s && /^received packets:/ { v[s "_recv"] = $3 }
-        s && /^avg delay:/ && $3 != "n/a" && $3 !~ /min/ { v[s "_avg"] = $3 }
-        s && /^max delay:/        { v[s "_max"] = $3 }
-        s && /^orphans:/          { orph += $2 }
-        s && /^non unique addresses:/ { nonu += $4; nu[s] = $4 }
-        END {
-            printf "%d %d %d %d %d %d %d %d %s %s %s %s\n", v["do_sent"], v["do_recv"], v["ra_sent"], v["ra_recv"], orph, nonu, nu["do"], nu["ra"],
-                (v["do_avg"] == "" ? "nan" : v["do_avg"]), (v["do_max"] == "" || v["do_max"] == "n/a" ? "nan" : v["do_max"]),
-                (v["ra_avg"] == "" ? "nan" : v["ra_avg"]), (v["ra_max"] == "" || v["ra_max"] == "n/a" ? "nan" : v["ra_max"])
-        }' "$plog")
-    local do_sent do_recv ra_sent ra_recv orphans nonuniq nonuniq_o nonuniq_a do_avg do_max ra_avg ra_max
-    read -r do_sent do_recv ra_sent ra_recv orphans nonuniq nonuniq_o nonuniq_a do_avg do_max ra_avg ra_max <<<"$stats"
-    local drop ackps
-    drop=$(awk -v s="$do_sent" -v r="$ra_recv" 'BEGIN { printf "%.3f", (s > 0) ? 100 * (s - r) / s : 100 }')
+        s && /^sent packets:/          { v[s "_sent"] = $3 }
+        s && /^received packets:/      { v[s "_recv"] = $3 }
+        s && /^avg delay:/ && $3 ~ /^[0-9.]+$/ { v[s "_avg"] = $3 }
+        s && /^max delay:/ && $3 ~ /^[0-9.]+$/ { v[s "_max"] = $3 }
+        s && /^orphans:/               { orphans += $2 }
+        s && /^non unique addresses:/  { nu[s] = $4 }
+        function d(k) { return (k in v) ? v[k] : "nan" }
+        END { printf "%d %d %d %d %d %d %d %s %s %s %s\n", v["do_sent"], v["do_recv"], v["ra_sent"],
+                v["ra_recv"], orphans, nu["do"], nu["ra"], d("do_avg"), d("do_max"), d("ra_avg"), d("ra_max") }' "$plog")"
+    local failed ackps
+    failed=$(awk -v s="$do_sent" -v r="$ra_recv" 'BEGIN { printf "%.3f", (s > 0) ? 100 * (s - r) / s : 100 }')
     ackps=$(awk -v r="$ra_recv" -v t="$secs" 'BEGIN { printf "%.0f", r / t }')
 
     local status=pass
     if [ "$alive" = 0 ]; then
         status="FAIL(server died)"
     elif [ "$prc" -ne 0 ] && [ "$prc" -ne 3 ]; then
-        status="FAIL(perfdhcp rc=$prc)"
-    elif awk -v d="$drop" -v l="$DROP_LIMIT_PCT" 'BEGIN { exit !(d >= l) }'; then
-        status="fail(drops)"
+        status="FAIL(perfdhcp exit $prc)"
+    elif awk -v d="$failed" -v l="$DROP_LIMIT_PCT" 'BEGIN { exit !(d >= l) }'; then
+        status="fail"
     elif [ "$do_sent" -lt $((count * SENT_MIN_PCT / 100)) ]; then
         status="fail(perfdhcp sent only $do_sent of $count)"
     fi
     [ "$status" = pass ] && STEP_PASS=1
 
-    printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$srv" "$n" "$rate" "$secs" "$do_sent" "$do_recv" "$ra_sent" "$ra_recv" "$drop" "$ackps" \
-        "$do_avg" "$do_max" "$ra_avg" "$ra_max" "${rss_idle:--}" "${rss_load:--}" "${hwm:--}" "$status" \
-        "$orphans" "$nonuniq_a" "$macs" >>"$tsv"
-    log "$(printf '  %-8s %3s %6s/s  %5ss  acks %6s (%6s/s)  failed %7s%%  DORA avg %8s ms  RSS %6s -> %6s KiB  %s' \
-        "$srv" "$([ "$macs" = random ] && echo rnd || echo seq)" "$rate" "$secs" "$ra_recv" "$ackps" "$drop" \
+    printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$srv" "$mode" "$n" "$rate" "$secs" "$do_sent" "$do_recv" "$ra_sent" "$ra_recv" "$failed" "$ackps" \
+        "$do_avg" "$do_max" "$ra_avg" "$ra_max" "${rss_idle:--}" "${rss_load:--}" "${rss_peak:--}" "$status" \
+        "$orphans" "$nu_do" "$nu_ra" >>"$STEPS"
+    log "$(printf '  %-8s %s %6s/s %5ss  acks %6s (%6s/s)  failed %7s%%  DORA avg %8s ms  RSS %6s -> %6s KiB  %s' \
+        "$srv" "$mode" "$rate" "$secs" "$ra_recv" "$ackps" "$failed" \
         "$(awk -v a="$do_avg" -v b="$ra_avg" 'BEGIN { printf "%.3f", a + b }')" \
         "${rss_idle:--}" "${rss_load:--}" "$status")"
-    if [ "$nonuniq" -gt 0 ]; then
-        log "  $srv: perfdhcp -u saw $nonuniq address(es) given to a second client ($nonuniq_o in OFFERs, $nonuniq_a in ACKs); see $plog"
+    if [ "$nu_ra" -gt 0 ]; then
+        log "  $srv: ADDRESS ACKED TO TWO CLIENTS: perfdhcp -u counted $nu_ra; see $plog"
     fi
     if [ "$alive" = 0 ]; then
-        log "  $srv died during the step; last lines of $slog:"
+        log "  $srv DIED during the step; last lines of $slog:"
         tail -n 15 "$slog" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
     fi
     return 0
 }
 
 # ---------------------------------------------------------------------------------------------
-# Build ours
+# Start: machine state, versions, build ours
 
-declare -A FAILED=()     # srv -> reason (server could not be measured at all)
-MAC_LIST="$OUT/macs.txt"
-if [ "$MACS" = random ]; then
-    # 65536 distinct random locally administered MACs: perfdhcp 2.2 indexes the list with 16 bits.
-    awk 'BEGIN { srand(); n = 0; while (n < 65536) {
-            m = sprintf("02:%02x:%02x:%02x:%02x:%02x", int(rand() * 256), int(rand() * 256),
-                        int(rand() * 256), int(rand() * 256), int(rand() * 256))
-            if (!(m in seen)) { seen[m] = 1; print m; n++ } } }' >"$MAC_LIST"
-fi
-log "DHCP benchmark: perfdhcp against ${ORDER[*]}"
-log "results: $OUT"
-log "machine: $(nproc) CPUs, $(uname -r), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-# Background CPU use over one second: other work on the machine (builds...) skews every figure.
+# CPU used by other processes over one second: builds and tests running beside us skew every figure.
 busy_pct() {
     local a b
     a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
@@ -407,18 +400,17 @@ busy_pct() {
         -v t=$(( (b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[4]+a[5]+a[6]+a[7]+a[8]) )) \
         'BEGIN { printf "%.0f", (t > 0) ? 100 * u / t : 0 }'
 }
-BUSY=$(busy_pct)
-
-# CPU seconds used by this script and everything it waited for (servers, perfdhcp), and by the
-# whole machine: their difference over the run is what other processes took from us.
-own_cpu_s() { times | awk '{ for (i = 1; i <= NF; i++) { split($i, t, /[ms]/); c += t[1] * 60 + t[2] } } END { printf "%.2f", c }'; }
+# Over the measurements: machine CPU seconds minus those of this script and all it waited for
+# (servers, perfdhcp). `times` must run in this shell (a $(...) subshell has its own account).
 machine_cpu() { head -1 /proc/stat | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", ($2+$3+$4+$7+$8) / hz, ($2+$3+$4+$5+$6+$7+$8+$9) / hz }'; }
-if [ "$BUSY" -gt 15 ]; then
-    log "WARNING: other processes use ${BUSY}% of the CPUs before we start: figures will be low and noisy"
-    log "         (top now: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{ printf "%s %s%%  ", $2, $1 }'))"
-fi
-log "perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), dnsmasq $(dnsmasq -v | awk 'NR==1 {print $3}'), kea-dhcp4 $(kea-dhcp4 -v 2>&1 | head -1)"
+own_cpu() { awk '{ for (i = 1; i <= NF; i++) { split($i, t, /[ms]/); c += t[1] * 60 + t[2] } } END { printf "%.2f", c }' "$OUT/.times"; }
 
+log "DHCP benchmark: perfdhcp against ${ORDER[*]}"
+log "results: $OUT"
+log "machine: $(nproc) CPUs, kernel $(uname -r); perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), dnsmasq $(dnsmasq -v | awk 'NR == 1 {print $3}'), kea-dhcp4 $(kea-dhcp4 -v 2>&1 | head -1)"
+
+declare -A FAILED=()     # srv -> why it could not be measured
+declare -A FAILED_LOG=() # srv -> the log to show
 if [ -n "${WANT[ours]:-}" ]; then
     if [ "$BUILD" = 1 ]; then
         log "building: cargo build --release -p proximity-appliance (log: $RAW/build.log)"
@@ -426,225 +418,217 @@ if [ -n "${WANT[ours]:-}" ]; then
         ( cd "$ROOT" && timeout 1200 "$CARGO" build --release -p proximity-appliance ) >"$RAW/build.log" 2>&1 &
         bpid=$!; PIDS[$bpid]=cargo
         if ! wait_pid "$bpid"; then
-            FAILED[ours]="cargo build failed"
-            log "OURS FAILED: cargo build --release -p proximity-appliance failed; last lines:"
-            tail -n 20 "$RAW/build.log" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
+            FAILED[ours]="cargo build --release -p proximity-appliance failed"; FAILED_LOG[ours]="$RAW/build.log"
         fi
     fi
     if [ -z "${FAILED[ours]:-}" ] && [ ! -x "$OURS_BIN" ]; then
         FAILED[ours]="no binary at $OURS_BIN"
-        log "OURS FAILED: no binary at $OURS_BIN"
     fi
     if [ -z "${FAILED[ours]:-}" ]; then
         mkdir -p "$STATE/validate"; write_ours_config "$STATE/validate"
         if ! "$OURS_BIN" --config "$STATE/validate/proximity.toml" --validate >"$RAW/ours-validate.log" 2>&1; then
-            FAILED[ours]="config rejected by --validate"
-            log "OURS FAILED: the benchmark config does not validate:"
-            sed 's/^/    | /' "$RAW/ours-validate.log" | tee -a "$OUT/report.txt"
+            FAILED[ours]="the benchmark config does not pass --validate"; FAILED_LOG[ours]="$RAW/ours-validate.log"
         fi
     fi
+    if [ -n "${FAILED[ours]:-}" ]; then
+        log "OURS FAILED: ${FAILED[ours]}"
+        [ -n "${FAILED_LOG[ours]:-}" ] && tail -n 20 "${FAILED_LOG[ours]}" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
+    fi
+fi
+
+if [[ " ${MODES[*]} " == *" rnd "* ]]; then
+    awk -v n="$RND_MACS" 'BEGIN { srand(); while (c < n) {
+            m = sprintf("02:%02x:%02x:%02x:%02x:%02x", int(rand() * 256), int(rand() * 256),
+                        int(rand() * 256), int(rand() * 256), int(rand() * 256))
+            if (!(m in seen)) { seen[m] = 1; print m; c++ } } }' >"$MAC_LIST"
 fi
 
 for s in "${ORDER[@]}"; do
     make_pair "$s" || { log "cannot create the namespaces for $s"; exit 1; }
 done
 
-# ---------------------------------------------------------------------------------------------
-# Search, round robin: each round runs one step for every server still searching, so a change in
-# the machine's background load hits all servers alike. Ladder up until the first failure, then
-# bisect between the last pass and the first failure.
+BUSY=$(busy_pct)
+if [ "$BUSY" -gt 15 ]; then
+    log "WARNING: other processes use ${BUSY}% of the CPUs right now: figures will be low and noisy"
+    log "         (top: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{ printf "%s %s%%  ", $2, $1 }'))"
+fi
 
-declare -A LO=() HI=() LADDER_I=() NEXT=() DONE=() BIS=() STARTFAIL=()
-for s in "${ORDER[@]}"; do
-    LO[$s]=0; HI[$s]=0; LADDER_I[$s]=0; NEXT[$s]=${LADDER[0]}; BIS[$s]=0; STARTFAIL[$s]=0
-    [ -n "${FAILED[$s]:-}" ] && DONE[$s]=1
+# ---------------------------------------------------------------------------------------------
+# Search. A contestant is a server with a MAC mode. Round robin: each round runs one step of every
+# contestant still searching, so a change in the machine's background load hits all alike. Ladder
+# up to the first failure, then bisect between the last pass and the first failure.
+
+CONTESTANTS=()
+declare -A LO=() HI=() RUNG=() NEXT=() DONE=() BIS=() RETRIED=()
+for m in "${MODES[@]}"; do
+    for s in "${ORDER[@]}"; do
+        c="$s:$m"; CONTESTANTS+=("$c")
+        LO[$c]=0; HI[$c]=0; RUNG[$c]=0; NEXT[$c]=${LADDER[0]}; BIS[$c]=0
+        [ -n "${FAILED[$s]:-}" ] && DONE[$c]=1
+    done
 done
 
-round_to() {  # a rate between lo and hi, rounded to a readable step
+round_to() {  # a readable rate between lo and hi (exclusive), or -1 when there is none
     awk -v lo="$1" -v hi="$2" 'BEGIN { m = (lo + hi) / 2; g = (m >= 4000) ? 250 : (m >= 1000) ? 100 : (m >= 200) ? 25 : 5;
         r = int(m / g + 0.5) * g; if (r <= lo) r = lo + g; if (r >= hi) r = -1; print r }'
 }
 
-advance() {  # decides the next rate for $1 after a step with result $2 (1 pass / 0 fail)
-    local s=$1 pass=$2
-    if [ "$FIXED" = 1 ]; then           # --rates: every listed rate, whatever happens
-        local j=$(( ${LADDER_I[$s]} + 1 )); LADDER_I[$s]=$j
-        if [ $j -ge ${#LADDER[@]} ]; then DONE[$s]=1; else NEXT[$s]=${LADDER[$j]}; fi
+advance() {  # advance CONTESTANT PASSED: picks its next rate, or marks it done
+    local c=$1 pass=$2
+    if [ "$FIXED" = 1 ]; then            # --rates: every listed rate, whatever happens
+        RUNG[$c]=$(( RUNG[$c] + 1 ))
+        if [ "${RUNG[$c]}" -ge ${#LADDER[@]} ]; then DONE[$c]=1; else NEXT[$c]=${LADDER[${RUNG[$c]}]}; fi
         return
     fi
-    if [ "$pass" = 1 ]; then LO[$s]=${NEXT[$s]}; else HI[$s]=${NEXT[$s]}; fi
-    if [ "${HI[$s]}" = 0 ]; then        # still laddering up
-        local i=$(( ${LADDER_I[$s]} + 1 )); LADDER_I[$s]=$i
-        if [ $i -ge ${#LADDER[@]} ]; then DONE[$s]=1; return; fi
-        NEXT[$s]=${LADDER[$i]}; return
+    if [ "$pass" = 1 ]; then LO[$c]=${NEXT[$c]}; else HI[$c]=${NEXT[$c]}; fi
+    if [ "${HI[$c]}" = 0 ]; then         # no failure yet: next rung
+        RUNG[$c]=$(( RUNG[$c] + 1 ))
+        if [ "${RUNG[$c]}" -ge ${#LADDER[@]} ]; then DONE[$c]=1; else NEXT[$c]=${LADDER[${RUNG[$c]}]}; fi
+        return
     fi
-    if [ "${BIS[$s]}" -ge "$BISECTS" ]; then DONE[$s]=1; return; fi
-    local lo=${LO[$s]}; [ "$lo" = 0 ] && lo=$(( HI[$s] / 8 ))   # below the first rung: search down
-    if [ "${LO[$s]}" = 0 ] && [ "$lo" -lt 10 ]; then DONE[$s]=1; return; fi
-    local next; next=$(round_to "$lo" "${HI[$s]}")
-    [ "${LO[$s]}" = 0 ] && next=$lo && [ "$next" -lt 10 ] && next=10
-    if [ "$next" = -1 ]; then DONE[$s]=1; return; fi
-    BIS[$s]=$(( BIS[$s] + 1 )); NEXT[$s]=$next
+    if [ "${BIS[$c]}" -ge "$BISECTS" ]; then DONE[$c]=1; return; fi
+    local next
+    if [ "${LO[$c]}" = 0 ]; then         # failed at the lowest rate tried: go down 8x
+        next=$(( HI[$c] / 8 ))
+        if [ "$next" -lt 10 ]; then DONE[$c]=1; return; fi
+    else
+        next=$(round_to "${LO[$c]}" "${HI[$c]}")
+        if [ "$next" = -1 ]; then DONE[$c]=1; return; fi
+    fi
+    BIS[$c]=$(( BIS[$c] + 1 )); NEXT[$c]=$next
 }
 
-read -r M0_BUSY M0_ALL <<<"$(machine_cpu)"; OWN0=$(own_cpu_s)
+read -r M0_BUSY M0_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN0=$(own_cpu)
 log ""
-log "clients: $MACS MACs$([ "$MACS" = sequential ] && echo " (perfdhcp -u -R $CLIENTS -b mac=<base per step>: each exchange a new client)" || echo " (perfdhcp -M $MAC_LIST)")"
-log "search: ${STEP_SECS}s steps (each with a fresh server and empty lease store), ladder ${LADDER[*]}/s, then $BISECTS bisections; pass = under ${DROP_LIMIT_PCT}% failed DORA exchanges"
+log "search: ${STEP_SECS}s steps, each with a fresh server and an empty lease store; rates ${LADDER[*]}/s up to"
+log "the first failure, then $BISECTS bisections; a step passes with under ${DROP_LIMIT_PCT}% failed DORA exchanges."
+log "seq = $(mode_name seq) (perfdhcp -u -R $SEQ_CLIENTS -b mac=<base per step>)"
+log "rnd = $(mode_name rnd) (perfdhcp -M <$RND_MACS random MACs>)"
 round=0
 while :; do
     active=()
-    for s in "${ORDER[@]}"; do [ -z "${DONE[$s]:-}" ] && active+=("$s"); done
+    for c in "${CONTESTANTS[@]}"; do [ -z "${DONE[$c]:-}" ] && active+=("$c"); done
     [ ${#active[@]} -eq 0 ] && break
     if [ $((SECONDS - START_S)) -gt "$TIME_BUDGET_S" ]; then
-        log "time budget (${TIME_BUDGET_S}s) used up: stopping the search (${active[*]} not finished)"
+        log "TIME BUDGET (${TIME_BUDGET_S}s) USED UP: search stopped early for ${active[*]}; their figures are lower bounds"
         break
     fi
-    round=$((round + 1)); [ $round -gt 40 ] && break
-    for s in "${active[@]}"; do
-        if ! run_step "$s" "${NEXT[$s]}" "$MACS" "$OUT/steps.tsv"; then
-            STARTFAIL[$s]=$(( STARTFAIL[$s] + 1 ))
-            if [ "${STARTFAIL[$s]}" -ge 2 ] || [ "${LO[$s]}" = 0 ]; then
-                FAILED[$s]="did not start/answer (see ${RAW#"$ROOT"/}/$s-*.server.log)"
-                DONE[$s]=1
-                log "$(echo "$s" | tr a-z A-Z) FAILED: it did not answer a probe DORA within ${READY_LIMIT_S}s; last lines of its log:"
-                tail -n 20 "$(ls -t "$RAW/$s-"*.server.log | head -1)" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
+    round=$((round + 1)); [ $round -gt $MAX_ROUNDS ] && break
+    for c in "${active[@]}"; do
+        s=${c%%:*}; m=${c#*:}
+        [ -n "${FAILED[$s]:-}" ] && { DONE[$c]=1; continue; }
+        if ! run_step "$s" "$m" "${NEXT[$c]}"; then
+            # A server that will not start is not measured further (one retry, at a lower rate).
+            if [ "${LO[$c]}" = 0 ] || [ -n "${RETRIED[$s]:-}" ]; then
+                FAILED[$s]="it did not start or answer"; FAILED_LOG[$s]=$LAST_START_LOG
+                log "$(name "$s" | tr a-z A-Z) FAILED: it did not start or answer a probe; last lines of $LAST_START_LOG:"
+                tail -n 20 "$LAST_START_LOG" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
+                for x in "${CONTESTANTS[@]}"; do [ "${x%%:*}" = "$s" ] && DONE[$x]=1; done
+            else
+                RETRIED[$s]=1
             fi
             continue
         fi
-        advance "$s" "$STEP_PASS"
+        advance "$c" "$STEP_PASS"
     done
 done
+read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN1=$(own_cpu); rm -f "$OUT/.times"
+OTHERS=$(awk -v b0="$M0_BUSY" -v b1="$M1_BUSY" -v t0="$M0_ALL" -v t1="$M1_ALL" -v o0="$OWN0" -v o1="$OWN1" \
+    'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
 
 # ---------------------------------------------------------------------------------------------
 # Report
 
-# Best passing step per server (highest rate; latest such step on ties).
-best_line() {
-    awk -F'\t' -v s="$1" 'NR > 1 && $1 == s && $18 == "pass" && $3 + 0 >= best { best = $3 + 0; line = $0 }
-        END { print line }' "$OUT/steps.tsv"
-}
-field() { cut -f"$2" <<<"$1"; }
 mib() { awk -v k="$1" 'BEGIN { if (k == "" || k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
-sum() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "") print "-"; else printf "%.3f", a + b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
-declare -A R_RATE=() R_ACK=() R_DROP=() R_AVG=() R_MAX=() R_IDLE=() R_LOAD=() R_HWM=() R_NOTE=()
-for s in "${ORDER[@]}"; do
-    line=$(best_line "$s")
-    if [ -n "${FAILED[$s]:-}" ] && [ -z "$line" ]; then R_NOTE[$s]="FAILED: ${FAILED[$s]}"; continue; fi
-    if [ -z "$line" ]; then
-        R_NOTE[$s]="no passing rate (lowest tried: $(awk -F'\t' -v s="$s" 'NR>1 && $1==s {print $3}' "$OUT/steps.tsv" | sort -n | head -1)/s)"
-        continue
-    fi
-    R_RATE[$s]=$(field "$line" 3); R_ACK[$s]=$(field "$line" 10); R_DROP[$s]=$(field "$line" 9)
-    R_AVG[$s]=$(sum "$(field "$line" 11)" "$(field "$line" 13)")
-    R_MAX[$s]=$(sum "$(field "$line" 12)" "$(field "$line" 14)")
-    R_IDLE[$s]=$(mib "$(field "$line" 15)"); R_LOAD[$s]=$(mib "$(field "$line" 16)"); R_HWM[$s]=$(mib "$(field "$line" 17)")
-    fails=$(awk -F'\t' -v s="$s" -v r="${R_RATE[$s]}" 'NR>1 && $1==s && $18!="pass" && $3+0 <= r+0 {print $3}' "$OUT/steps.tsv" | tr '\n' ' ')
-    [ -n "$fails" ] && R_NOTE[$s]="also failed at or below it: $fails/s (noise?)"
-    [ -n "${FAILED[$s]:-}" ] && R_NOTE[$s]="${R_NOTE[$s]:-} FAILED later: ${FAILED[$s]}"
-    dups=$(awk -F'\t' -v s="$s" 'NR>1 && $1==s && $20+0 > 0 {n += $20} END {print n+0}' "$OUT/steps.tsv")
-    [ "$dups" -gt 0 ] && R_NOTE[$s]="${R_NOTE[$s]:-} DUPLICATE ADDRESSES: $dups over all steps (perfdhcp -u)"
-    crashed=$(awk -F'\t' -v s="$s" 'NR>1 && $1==s && $18 ~ /died/ {print $3}' "$OUT/steps.tsv" | tr '\n' ' ')
-    [ -n "$crashed" ] && R_NOTE[$s]="${R_NOTE[$s]:-} DIED during steps at: $crashed/s"
-done
-
-# The check: each server again at its best rate, but every exchange a new client (sequential
-# MACs) and perfdhcp -u watching for an address given to two clients. It shows what the random
-# MACs of the search hid: the cost of all-new leases, and allocation bugs.
-if [ "$CHECK" = 1 ] && [ "$MACS" = random ]; then
-    printf "$TSV_HEADER" >"$OUT/checks.tsv"
-    log ""
-    log "check: each server at its best rate with every exchange a new client (sequential MACs, perfdhcp -u)"
-    for s in "${ORDER[@]}"; do
-        [ -n "${R_RATE[$s]:-}" ] || continue
-        run_step "$s" "${R_RATE[$s]}" sequential "$OUT/checks.tsv" || true
-    done
-fi
-
-# Latency at a common rate: the highest ladder rate that every measured server passed.
-common=""; declare -A C_AVG=() C_LOAD=()
-for r in "${LADDER[@]}"; do
-    ok=1; any=0
-    for s in "${ORDER[@]}"; do
-        [ -n "${R_RATE[$s]:-}" ] || continue; any=1
-        awk -F'\t' -v s="$s" -v r="$r" 'NR>1 && $1==s && $3==r && $18=="pass" {f=1} END {exit !f}' "$OUT/steps.tsv" || ok=0
-    done
-    [ "$any" = 1 ] && [ "$ok" = 1 ] && common=$r
-done
-
-read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; OWN1=$(own_cpu_s)
-OTHERS=$(awk -v b="$(awk -v a="$M0_BUSY" -v b="$M1_BUSY" 'BEGIN { print b - a }')" \
-             -v t="$(awk -v a="$M0_ALL" -v b="$M1_ALL" 'BEGIN { print b - a }')" \
-             -v o="$(awk -v a="$OWN0" -v b="$OWN1" 'BEGIN { print b - a }')" \
-             'BEGIN { x = (t > 0) ? 100 * (b - o) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
-
-name() { case "$1" in ours) echo "proximity" ;; dnsmasq) echo "dnsmasq" ;; kea) echo "kea-dhcp4" ;; esac; }
+# best SERVER MODE -> "rate acks failed avg max rss_idle rss_load rss_peak" of its best passing step
+best() {
+    awk -F'\t' -v s="$1" -v m="$2" 'NR > 1 && $1 == s && $2 == m && $19 == "pass" && $4 + 0 >= top {
+            top = $4 + 0
+            line = sprintf("%s %s %s %.3f %.3f %.1f %.1f %.1f", $4, $11, $10, $12 + $14, $13 + $15, $16 / 1024, $17 / 1024, $18 / 1024) }
+        END { print line }' "$STEPS"
+}
+# at SERVER MODE RATE -> "avg max rss_load" of its passing step at RATE
+at() {
+    awk -F'\t' -v s="$1" -v m="$2" -v r="$3" 'NR > 1 && $1 == s && $2 == m && $4 == r && $19 == "pass" {
+        line = sprintf("%.3f %.3f %.1f", $12 + $14, $13 + $15, $17 / 1024) } END { print line }' "$STEPS"
+}
+# same MODE PEER -> the highest rate both ours and PEER passed
+same() {
+    awk -F'\t' -v m="$1" -v p="$2" 'NR > 1 && $2 == m && $19 == "pass" && ($1 == "ours" || $1 == p) { ok[$4 "," $1] = 1; r[$4] = 1 }
+        END { top = ""; for (x in r) if (ok[x ",ours"] && ok[x "," p] && (top == "" || x + 0 > top + 0)) top = x; print top }' "$STEPS"
+}
+notes() {  # notes SERVER MODE: what a reader must know about these steps
+    awk -F'\t' -v s="$1" -v m="$2" -v best="${3:-0}" 'NR > 1 && $1 == s && $2 == m {
+            if ($19 != "pass" && $4 + 0 <= best + 0 && $19 !~ /START/) low = low " " $4
+            if ($19 ~ /died/) died = died " " $4
+            acked += $22; offered += $21 }
+        END {
+            if (died != "") printf "DIED during the steps at%s/s. ", died
+            if (acked > 0) printf "ADDRESSES ACKED TO TWO CLIENTS: %d (perfdhcp -u). ", acked
+            if (offered > 0) printf "offered an address already offered to another client %d times (the second REQUEST is NAKed). ", offered
+            if (low != "") printf "also failed at or below its best rate:%s/s (noise?). ", low
+        }' "$STEPS"
+}
 
 log ""
-log "=== DHCP results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${STEP_SECS}s steps, $MACS MACs) ==="
-log "other processes used about ${OTHERS}% of the CPUs during the measurements (${BUSY}% just before)$( [ "$OTHERS" -gt 10 ] && echo ": NOISY, compare with care")"
-log "max rate = highest offered DORA rate with < ${DROP_LIMIT_PCT}% failed exchanges; latency = DISCOVER->OFFER + REQUEST->ACK"
-log "(avg = sum of the averages; max = sum of the maxima, an upper bound) at that rate; RSS idle = after start, load = right after the step"
-log ""
-hdr=$(printf '%-10s %10s %9s %8s %10s %10s %9s %9s %9s' server "rate/s" "acks/s" "failed%" "avg ms" "max ms" "RSS idle" "RSS load" "RSS peak")
-log "$hdr"
-log "$(printf '%-10s %10s %9s %8s %10s %10s %9s %9s %9s' "" "(offered)" "" "" "" "" "MiB" "MiB" "MiB")"
+log "=== DHCP results: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${STEP_SECS}s steps, took $((SECONDS - START_S))s ==="
+log "other processes used about ${OTHERS}% of the CPUs during the measurements$( [ "$OTHERS" -gt 10 ] && echo ": NOISY, compare with care")"
+log "rate = highest offered DORA/s with under ${DROP_LIMIT_PCT}% failed exchanges (fresh server, empty store)."
+log "latency at that rate: avg = DISCOVER->OFFER avg + REQUEST->ACK avg; max = sum of the maxima (upper bound)."
+log "RSS: idle = after start, load = right after the step at that rate, peak = VmHWM."
 for s in "${ORDER[@]}"; do
-    if [ -n "${R_RATE[$s]:-}" ]; then
-        log "$(printf '%-10s %10s %9s %8s %10s %10s %9s %9s %9s' "$(name "$s")" "${R_RATE[$s]}" "${R_ACK[$s]}" "${R_DROP[$s]}" \
-            "${R_AVG[$s]}" "${R_MAX[$s]}" "${R_IDLE[$s]}" "${R_LOAD[$s]}" "${R_HWM[$s]}")"
-        [ -n "${R_NOTE[$s]:-}" ] && log "           note: ${R_NOTE[$s]}"
-    else
-        log "$(printf '%-10s %s' "$(name "$s")" "${R_NOTE[$s]}")"
+    if [ -n "${FAILED[$s]:-}" ] && [ -z "$(for m in "${MODES[@]}"; do best "$s" "$m"; done)" ]; then
+        log ""
+        log "$(name "$s" | tr a-z A-Z) FAILED: ${FAILED[$s]}${FAILED_LOG[$s]:+; last lines of ${FAILED_LOG[$s]}:}"
+        [ -n "${FAILED_LOG[$s]:-}" ] && tail -n 12 "${FAILED_LOG[$s]}" | sed 's/^/    | /' | tee -a "$OUT/report.txt"
     fi
 done
 
-if [ -f "$OUT/checks.tsv" ]; then
+for m in "${MODES[@]}"; do
     log ""
-    log "check at the best rate, every exchange a new client (sequential MACs; perfdhcp -u; duplicates = addresses ACKed to two clients):"
+    log "--- $(mode_name "$m") ---"
+    log "$(printf '%-10s %8s %8s %8s %9s %9s %8s %8s %8s' server "rate/s" "acks/s" "failed%" "avg ms" "max ms" "RSS idle" "RSS load" "RSS peak")"
+    declare -A B=()
     for s in "${ORDER[@]}"; do
-        line=$(awk -F'\t' -v s="$s" 'NR > 1 && $1 == s' "$OUT/checks.tsv" | tail -1)
-        [ -n "$line" ] || continue
-        log "$(awk -F'\t' -v n="$(name "$s")" -v lim="$DROP_LIMIT_PCT" '{
-            verdict = ($18 == "pass") ? "ok" : "over " lim "% failed";
-            if ($20 + 0 > 0) verdict = verdict ", ADDRESS GIVEN TWICE x" $20;
-            printf "  %-10s %6s/s  failed %7s%%  avg %8.3f ms  max %9.3f ms  duplicates %s  -> %s", n, $3, $9, $11 + $13, $12 + $14, $20, verdict }' <<<"$line")"
+        B[$s]=$(best "$s" "$m")
+        if [ -z "${B[$s]}" ]; then
+            if [ -n "${FAILED[$s]:-}" ]; then log "$(printf '%-10s %s' "$(name "$s")" "FAILED: ${FAILED[$s]}")"
+            else log "$(printf '%-10s %s' "$(name "$s")" "no passing rate (lowest tried: $(awk -F'\t' -v s="$s" -v m="$m" 'NR > 1 && $1 == s && $2 == m { print $4 }' "$STEPS" | sort -n | head -1)/s)")"; fi
+            continue
+        fi
+        read -r rate acks failed avg max ri rl rp <<<"${B[$s]}"
+        log "$(printf '%-10s %8s %8s %8s %9s %9s %7s M %7s M %7s M' "$(name "$s")" "$rate" "$acks" "$failed" "$avg" "$max" "$ri" "$rl" "$rp")"
+        n=$(notes "$s" "$m" "$rate"); [ -n "$n" ] && log "           note: $n"
     done
-fi
-
-if [ -n "$common" ]; then
-    log ""
-    log "at the highest ladder rate every server passed ($common/s, so the same number of leases):"
-    for s in "${ORDER[@]}"; do
-        [ -n "${R_RATE[$s]:-}" ] || continue
-        l=$(awk -F'\t' -v s="$s" -v r="$common" 'NR>1 && $1==s && $3==r && $18=="pass" {a=$11+$13; m=$12+$14; k=$16/1024} END {printf "latency avg %.3f ms  max %.3f ms   RSS after %.1f MiB", a, m, k}' "$OUT/steps.tsv")
-        C_LOAD[$s]=$(awk -F'\t' -v s="$s" -v r="$common" 'NR>1 && $1==s && $3==r && $18=="pass" {k=$16/1024} END {printf "%.1f", k}' "$OUT/steps.tsv")
-        log "$(printf '  %-10s %s' "$(name "$s")" "$l")"
-        C_AVG[$s]=$(awk -F'\t' -v s="$s" -v r="$common" 'NR>1 && $1==s && $3==r && $18=="pass" {a=$11+$13} END {printf "%.3f", a}' "$OUT/steps.tsv")
-    done
-fi
-
-if [ -n "${WANT[ours]:-}" ]; then
-    log ""
-    if [ -z "${R_RATE[ours]:-}" ]; then
-        log "ratios: none, OURS FAILED (${R_NOTE[ours]:-}); see $RAW"
-    else
-        log "ratios ours / peer (rate: higher is better; latency and RSS: lower is better)"
-        log "$(printf '%-16s %8s %9s %9s %9s %9s %s' "" "rate" "lat avg" "lat max" "RSS idle" "RSS load" "${common:+  @$common/s: lat avg, RSS load}")"
+    if [ -n "${B[ours]:-}" ]; then
+        read -r o_rate _ _ o_avg o_max o_ri o_rl _ <<<"${B[ours]}"
+        first=1
         for p in dnsmasq kea; do
-            [ -n "${WANT[$p]:-}" ] || continue
-            if [ -z "${R_RATE[$p]:-}" ]; then log "$(printf '%-16s %s' "ours/$p" "- (${R_NOTE[$p]:-no result})")"; continue; fi
-            ca="-"; [ -n "$common" ] && ca="$(printf '%9s %9s' "$(ratio "${C_AVG[ours]:-}" "${C_AVG[$p]:-}")" "$(ratio "${C_LOAD[ours]:-}" "${C_LOAD[$p]:-}")")"
-            log "$(printf '%-16s %8s %9s %9s %9s %9s %s' "ours/$(name "$p")" \
-                "$(ratio "${R_RATE[ours]}" "${R_RATE[$p]}")" "$(ratio "${R_AVG[ours]}" "${R_AVG[$p]}")" \
-                "$(ratio "${R_MAX[ours]}" "${R_MAX[$p]}")" "$(ratio "${R_IDLE[ours]}" "${R_IDLE[$p]}")" \
-                "$(ratio "${R_LOAD[ours]}" "${R_LOAD[$p]}")" "${common:+$ca}")"
+            [ -n "${B[$p]:-}" ] || continue
+            if [ "$first" = 1 ]; then
+                log "$(printf '%-18s %7s %8s %8s %8s %8s  %s' "ratio ours/peer" "rate" "lat avg" "lat max" "RSS idle" "RSS load" "| at the same rate: lat avg  lat max  RSS")"
+                first=0
+            fi
+            read -r p_rate _ _ p_avg p_max p_ri p_rl _ <<<"${B[$p]}"
+            like="-"
+            r=$(same "$m" "$p")
+            if [ -n "$r" ]; then
+                read -r oa om ol <<<"$(at ours "$m" "$r")"; read -r pa pm pl <<<"$(at "$p" "$m" "$r")"
+                like=$(printf '@%6s/s %8s %8s %6s' "$r" "$(ratio "$oa" "$pa")" "$(ratio "$om" "$pm")" "$(ratio "$ol" "$pl")")
+            fi
+            log "$(printf '%-18s %7s %8s %8s %8s %8s  | %s' "  ours/$(name "$p")" "$(ratio "$o_rate" "$p_rate")" \
+                "$(ratio "$o_avg" "$p_avg")" "$(ratio "$o_max" "$p_max")" "$(ratio "$o_ri" "$p_ri")" "$(ratio "$o_rl" "$p_rl")" "$like")"
         done
+    elif [ -n "${WANT[ours]:-}" ]; then
+        log "ratios: none, ours has no result (${FAILED[ours]:-no passing rate})"
     fi
-fi
+    unset B
+done
 log ""
-log "every step: $OUT/steps.tsv; raw perfdhcp output and server logs: $RAW"
-log "report: $OUT/report.txt  (took $((SECONDS - START_S))s)"
+log "(ratios: rate above 1 = ours faster; latency and RSS below 1 = ours lower. \"At the same rate\" compares"
+log " ours and the peer at the highest rate both passed, so with the same number of leases.)"
+log "every step: $STEPS; perfdhcp output and server logs: $RAW"
+log "this report: $OUT/report.txt"
 exit 0
