@@ -1,0 +1,201 @@
+//! The socket loops: UDP receive/answer workers and the TCP accept loop with its per-connection
+//! handlers. Limits live here: connections, idle time, message size. A bad packet or client is
+//! logged and forgotten; only a dead socket ends a loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::handler::{Handler, Step};
+use super::metrics::bump;
+use super::wire::Transport;
+use crate::shutdown::Stop;
+
+/// Largest UDP query read. Queries are small (a name is at most 255 bytes); a longer datagram
+/// is cut here and then fails to parse.
+pub const MAX_UDP_QUERY: usize = 4096;
+/// Open TCP connections at once. Past this, new connections wait in the listen backlog.
+pub const MAX_TCP_CONNECTIONS: usize = 256;
+/// A TCP client that sends nothing (or stalls mid-message, or does not read its reply) for
+/// this long is disconnected (RFC 7766 asks for seconds, not minutes).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after an accept error that says the process is out of resources (descriptors,
+/// memory), so the loop does not spin while they are short.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Receives on `socket` and answers until `cancel` fires; forwarded queries run in tasks that get
+/// the stop's drain limit to finish.
+pub async fn udp(
+    socket: Arc<UdpSocket>,
+    handler: Arc<Handler>,
+    cancel: CancellationToken,
+    stop: Stop,
+) -> io::Result<()> {
+    let mut forwards: JoinSet<()> = JoinSet::new();
+    let mut buf = vec![0u8; MAX_UDP_QUERY];
+    let result = loop {
+        tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, src)) => {
+                    let message = buf.get(..len).unwrap_or_default();
+                    match handler.handle(message, src, Transport::Udp) {
+                        Step::Reply(reply) => send(&socket, &handler, &reply, src).await,
+                        Step::Forward(forwarding) => {
+                            let (socket, handler) = (socket.clone(), handler.clone());
+                            forwards.spawn(async move {
+                                let reply = forwarding.run().await;
+                                send(&socket, &handler, &reply, src).await;
+                            });
+                        }
+                        Step::Drop => {}
+                    }
+                }
+                Err(e) if transient(&e) => debug!(error = %e, "dns/udp receive"),
+                Err(e) => break Err(e),
+            },
+            Some(_) = forwards.join_next(), if !forwards.is_empty() => {}
+        }
+    };
+    drain(&mut forwards, stop.drain_limit(), "forwarded dns queries").await;
+    result
+}
+
+async fn send(socket: &UdpSocket, handler: &Handler, reply: &[u8], to: SocketAddr) {
+    if let Err(e) = socket.send_to(reply, to).await {
+        bump(&handler.metrics().send_failed);
+        debug!(%to, error = %e, "dns/udp send failed");
+    }
+}
+
+/// Accepts on `listener` until `cancel` fires, at most [`MAX_TCP_CONNECTIONS`] at once.
+pub async fn tcp(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    cancel: CancellationToken,
+    stop: Stop,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let mut connections: JoinSet<()> = JoinSet::new();
+    let result = loop {
+        let slot = tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break Ok(()),
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, src)) => {
+                bump(&handler.metrics().tcp_connections);
+                let (handler, cancel) = (handler.clone(), cancel.clone());
+                connections.spawn(async move {
+                    connection(stream, src, &handler, &cancel).await;
+                    drop(slot);
+                });
+            }
+            Err(e) if out_of_resources(&e) => {
+                warn!(error = %e, "dns/tcp accept: out of resources; pausing");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+            Err(e) if transient(&e) => debug!(error = %e, "dns/tcp accept"),
+            Err(e) => break Err(e),
+        }
+    };
+    drain(&mut connections, stop.drain_limit(), "dns/tcp connections").await;
+    result
+}
+
+/// Serves one TCP client: length-prefixed queries (RFC 1035 4.2.2), answered in order, until
+/// it closes, idles past [`TCP_IDLE_TIMEOUT`], sends garbage framing, or the server stops.
+async fn connection(mut stream: TcpStream, src: SocketAddr, handler: &Handler, cancel: &CancellationToken) {
+    loop {
+        let mut prefix = [0u8; 2];
+        let read = tokio::select! {
+            () = cancel.cancelled() => return,
+            read = tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut prefix)) => read,
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                bump(&handler.metrics().tcp_idle_closed);
+                debug!(%src, "dns/tcp client idle; closing");
+                return;
+            }
+        }
+        let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut message)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                bump(&handler.metrics().tcp_idle_closed);
+                debug!(%src, "dns/tcp client stalled mid-message; closing");
+                return;
+            }
+        }
+        // A message we cannot even read a header from has no reply; the framing is suspect too.
+        let Some(reply) = handler.answer(&message, src, Transport::Tcp).await else { return };
+        let Ok(len) = u16::try_from(reply.len()) else { return };
+        let framed = [&len.to_be_bytes()[..], &reply].concat();
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(%src, error = %e, "dns/tcp write failed");
+                return;
+            }
+            Err(_) => {
+                bump(&handler.metrics().tcp_idle_closed);
+                debug!(%src, "dns/tcp client does not read its replies; closing");
+                return;
+            }
+        }
+    }
+}
+
+/// Errors after which the socket still works: ICMP errors reported on a later call, a client
+/// that reset before we accepted it, interrupts.
+fn transient(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | Interrupted
+            | WouldBlock
+            | HostUnreachable
+            | NetworkUnreachable
+            | TimedOut
+    ) || out_of_resources(e)
+}
+
+fn out_of_resources(e: &io::Error) -> bool {
+    use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
+}
+
+/// Lets `tasks` finish within `limit`, then abandons the rest.
+async fn drain(tasks: &mut JoinSet<()>, limit: Duration, what: &str) {
+    if tasks.is_empty() {
+        return;
+    }
+    let waited = tokio::time::timeout(limit, async { while tasks.join_next().await.is_some() {} }).await;
+    if waited.is_err() {
+        debug!(abandoned = tasks.len(), what, "stopping with dns work in flight");
+        tasks.abort_all();
+    }
+}
