@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use crate::dhcp;
+use crate::dns;
 use crate::names::{NameTable, Names};
 use crate::shutdown::Stop;
 use crate::state::Store;
@@ -29,6 +30,13 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let names = Arc::new(Names::new(table));
 
     let mut services: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
+    if config.dns.enabled {
+        let (udp, tcp) = bind_dns(&config.dns.listen)?;
+        let handler = dns::Handler::new(&config, names.clone(), Arc::new(dns::Metrics::default()))
+            .context("cannot set up the dns server")?;
+        let stop = stop.clone();
+        services.spawn(async move { ("dns", dns::serve(udp, tcp, Arc::new(handler), stop).await) });
+    }
     if config.dhcp.enabled {
         let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
             .context("cannot open the dhcp socket")?;
@@ -59,4 +67,21 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     store.close();
     info!("stopped");
     failed.map_or(Ok(()), Err)
+}
+
+/// Binds UDP and TCP on every DNS listen address; a failure names the address.
+fn bind_dns(
+    listen: &[std::net::SocketAddr],
+) -> anyhow::Result<(Vec<tokio::net::UdpSocket>, Vec<tokio::net::TcpListener>)> {
+    let (mut udp, mut tcp) = (Vec::new(), Vec::new());
+    for &addr in listen {
+        let socket = dns::socket::bind_udp(addr).with_context(|| format!("cannot bind dns/udp on {addr}"))?;
+        info!(addr = %socket.local_addr()?, "listening for dns/udp");
+        udp.push(socket);
+        let listener =
+            dns::socket::bind_tcp(addr).with_context(|| format!("cannot bind dns/tcp on {addr}"))?;
+        info!(addr = %listener.local_addr()?, "listening for dns/tcp");
+        tcp.push(listener);
+    }
+    Ok((udp, tcp))
 }
