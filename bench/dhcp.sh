@@ -39,7 +39,7 @@ MAX_ROUNDS=60
 # sender (measured: lower latency and fewer drops than "-g multi" for every server).
 PERFDHCP_MODE=${PERFDHCP_MODE:--g single}
 
-QUICK=0; BUILD=1; KEEP_STATE=0; SERVERS="ours,dnsmasq,kea"; MACS=both; RATES=""; SECS=""
+QUICK=0; BUILD=1; KEEP_STATE=0; SERVERS="ours,dnsmasq,kea"; MACS=both; RATES=""; SECS=""; WAIT_QUIET=0
 
 usage() {
     sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -55,6 +55,7 @@ Options:
   --rates LIST      no search: run exactly these offered rates, e.g. --rates 2000,4000
   --secs N          step length in seconds (default 5, --quick 3)
   --keep-state      keep the servers' lease files in the results dir
+  --wait-quiet S    first wait up to S seconds for other processes to use under 15% CPU
   -h, --help        this text
 Exit status: 0 done (read the report: a server may have failed), 1 error, 2 tools missing.
 EOF
@@ -73,6 +74,8 @@ while [ $# -gt 0 ]; do
         --rates=*) RATES="${1#--rates=}" ;;
         --secs) shift; SECS="${1:-}" ;;
         --secs=*) SECS="${1#--secs=}" ;;
+        --wait-quiet) shift; WAIT_QUIET="${1:-}" ;;
+        --wait-quiet=*) WAIT_QUIET="${1#--wait-quiet=}" ;;
         -h|--help) usage; exit 0 ;;
         *) echo "dhcp.sh: unknown argument: $1 (see --help)" >&2; exit 1 ;;
     esac
@@ -84,10 +87,11 @@ case "$MACS" in
     *) echo "dhcp.sh: --macs takes both, sequential or random" >&2; exit 1 ;;
 esac
 if [ "$QUICK" = 1 ]; then
-    STEP_SECS=3; LADDER=(250 1000 4000 16000 64000); BISECTS=2; TIME_BUDGET_S=300
+    STEP_SECS=3; LADDER=(250 1000 4000 16000 64000); BISECTS=2; TIME_BUDGET_S=240
 else
-    STEP_SECS=5; LADDER=(250 500 1000 2000 4000 8000 16000 32000 64000); BISECTS=3; TIME_BUDGET_S=570
+    STEP_SECS=5; LADDER=(250 500 1000 2000 4000 8000 16000 32000 64000); BISECTS=3; TIME_BUDGET_S=480
 fi
+[[ "$WAIT_QUIET" =~ ^[0-9]{1,5}$ ]] || { echo "dhcp.sh: --wait-quiet takes seconds" >&2; exit 1; }
 if [ -n "$SECS" ]; then
     [[ "$SECS" =~ ^[1-9][0-9]?$ ]] || { echo "dhcp.sh: --secs takes 1..99" >&2; exit 1; }
     STEP_SECS=$SECS
@@ -282,6 +286,12 @@ stop_server() {
     wait_pid "$pid"
 }
 
+# UDP counters of a namespace: "InDatagrams RcvbufErrors" (the kernel's drops when a server does
+# not read its socket fast enough).
+udp_counters() {
+    ip netns exec "$1" cat /proc/net/snmp 2>/dev/null | awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2, $6; exit }'
+}
+
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------------------------
@@ -292,10 +302,11 @@ rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null 
 # steps.tsv columns: 1 server  2 macs  3 step  4 rate  5 secs  6 do_sent  7 do_recv  8 ra_sent
 #   9 ra_recv  10 failed_pct  11 acks_per_s  12 do_avg_ms  13 do_max_ms  14 ra_avg_ms  15 ra_max_ms
 #   16 rss_idle_kib  17 rss_load_kib  18 rss_peak_kib  19 status  20 orphans  21 offered_twice
-#   22 acked_twice
+#   22 acked_twice  23 udp_in (datagrams the server's kernel received)  24 rcvbuf_drops (of those,
+#   dropped because the server's socket buffer was full)
 
 STEPS="$OUT/steps.tsv"
-printf 'server\tmacs\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tfailed_pct\tacks_per_s\tdo_avg_ms\tdo_max_ms\tra_avg_ms\tra_max_ms\trss_idle_kib\trss_load_kib\trss_peak_kib\tstatus\torphans\toffered_twice\tacked_twice\n' >"$STEPS"
+printf 'server\tmacs\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tfailed_pct\tacks_per_s\tdo_avg_ms\tdo_max_ms\tra_avg_ms\tra_max_ms\trss_idle_kib\trss_load_kib\trss_peak_kib\tstatus\torphans\toffered_twice\tacked_twice\tudp_in\trcvbuf_drops\n' >"$STEPS"
 declare -A STEPNO=()
 MAC_LIST="$OUT/macs.txt"
 
@@ -312,13 +323,14 @@ run_step() {
     if ! wait_ready "$srv" "$pid" "$slog"; then
         local why="no answer to a probe in ${READY_LIMIT_S}s"; kill -0 "$pid" 2>/dev/null || why="exited"
         stop_server "$pid"
-        printf '%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t-\n' \
+        printf '%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t-\t-\t-\n' \
             "$srv" "$mode" "$n" "$rate" "$why" >>"$STEPS"
         log "  $srv @ $rate/s: server failed to start ($why); log: $slog"
         LAST_START_LOG=$slog
         return 1
     fi
     local rss_idle; rss_idle=$(rss_kib "$pid" VmRSS)
+    local udp0 rcvbuf0; read -r udp0 rcvbuf0 <<<"$(udp_counters "$TAG-$srv-s")"
 
     local count=$((rate * STEP_SECS)); [ $count -gt $MAX_EXCHANGES ] && count=$MAX_EXCHANGES
     local secs; secs=$(awk -v c="$count" -v r="$rate" 'BEGIN { printf "%.3f", c / r }')
@@ -337,6 +349,8 @@ run_step() {
     wait_pid "$gen"; local prc=$?
 
     local alive=1; kill -0 "$pid" 2>/dev/null || alive=0
+    local udp1 rcvbuf1; read -r udp1 rcvbuf1 <<<"$(udp_counters "$TAG-$srv-s")"
+    local udp_in=$(( ${udp1:-0} - ${udp0:-0} )) rcvbuf_drops=$(( ${rcvbuf1:-0} - ${rcvbuf0:-0} ))
     local rss_load rss_peak
     rss_load=$(rss_kib "$pid" VmRSS); rss_peak=$(rss_kib "$pid" VmHWM)
     stop_server "$pid"
@@ -374,11 +388,11 @@ run_step() {
     printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$srv" "$mode" "$n" "$rate" "$secs" "$do_sent" "$do_recv" "$ra_sent" "$ra_recv" "$failed" "$ackps" \
         "$do_avg" "$do_max" "$ra_avg" "$ra_max" "${rss_idle:--}" "${rss_load:--}" "${rss_peak:--}" "$status" \
-        "$orphans" "$nu_do" "$nu_ra" >>"$STEPS"
-    log "$(printf '  %-8s %s %6s/s %5ss  acks %6s (%6s/s)  failed %7s%%  DORA avg %8s ms  RSS %6s -> %6s KiB  %s' \
+        "$orphans" "$nu_do" "$nu_ra" "$udp_in" "$rcvbuf_drops" >>"$STEPS"
+    log "$(printf '  %-8s %s %6s/s %5ss  acks %6s (%6s/s)  failed %7s%%  DORA avg %8s ms  RSS %6s -> %6s KiB  %s%s' \
         "$srv" "$mode" "$rate" "$secs" "$ra_recv" "$ackps" "$failed" \
         "$(awk -v a="$do_avg" -v b="$ra_avg" 'BEGIN { printf "%.3f", a + b }')" \
-        "${rss_idle:--}" "${rss_load:--}" "$status")"
+        "${rss_idle:--}" "${rss_load:--}" "$status" "$([ "$rcvbuf_drops" -gt 0 ] && echo " (kernel dropped $rcvbuf_drops: socket buffer full)")")"
     if [ "$nu_ra" -gt 0 ]; then
         log "  $srv: ADDRESS ACKED TO TWO CLIENTS: perfdhcp -u counted $nu_ra; see $plog"
     fi
@@ -448,6 +462,11 @@ for s in "${ORDER[@]}"; do
 done
 
 BUSY=$(busy_pct)
+if [ "$BUSY" -gt 15 ] && [ "$WAIT_QUIET" -gt 0 ]; then
+    log "waiting up to ${WAIT_QUIET}s for the machine to be quiet (other processes use ${BUSY}% of the CPUs)"
+    quiet_deadline=$((SECONDS + WAIT_QUIET))
+    while [ "$BUSY" -gt 15 ] && [ $SECONDS -lt $quiet_deadline ]; do sleep 4; BUSY=$(busy_pct); done
+fi
 if [ "$BUSY" -gt 15 ]; then
     log "WARNING: other processes use ${BUSY}% of the CPUs right now: figures will be low and noisy"
     log "         (top: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{ printf "%s %s%%  ", $2, $1 }'))"
@@ -499,6 +518,7 @@ advance() {  # advance CONTESTANT PASSED: picks its next rate, or marks it done
 }
 
 read -r M0_BUSY M0_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN0=$(own_cpu)
+SEARCH_S=$SECONDS
 log ""
 log "search: ${STEP_SECS}s steps, each with a fresh server and an empty lease store; rates ${LADDER[*]}/s up to"
 log "the first failure, then $BISECTS bisections; a step passes with under ${DROP_LIMIT_PCT}% failed DORA exchanges."
@@ -509,7 +529,7 @@ while :; do
     active=()
     for c in "${CONTESTANTS[@]}"; do [ -z "${DONE[$c]:-}" ] && active+=("$c"); done
     [ ${#active[@]} -eq 0 ] && break
-    if [ $((SECONDS - START_S)) -gt "$TIME_BUDGET_S" ]; then
+    if [ $((SECONDS - SEARCH_S)) -gt "$TIME_BUDGET_S" ]; then
         log "TIME BUDGET (${TIME_BUDGET_S}s) USED UP: search stopped early for ${active[*]}; their figures are lower bounds"
         break
     fi
