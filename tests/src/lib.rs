@@ -1,5 +1,6 @@
 //! The Proximity network lab: end-to-end tests run the real `proximity-appliance` in a network
-//! namespace on a bridge, with real DHCP clients (dhclient, udhcpc) in other namespaces.
+//! namespace on a bridge, with real DHCP clients (dhclient, udhcpc, dhcpcd) in other namespaces,
+//! and optionally an outside namespace on its WAN side.
 //!
 //! A test builds a [`Lab`], starts the appliance with a config derived from [`Lab::config`], and
 //! drives clients from [`Lab::client`]:
@@ -19,11 +20,13 @@
 //!
 //! # Layout
 //! - [`topology`]: [`Lab`] (switch namespace with a bridge, appliance namespace, client
-//!   namespaces) and [`Host`], one client machine; teardown on drop.
+//!   namespaces) and [`Host`], one machine of the lab; teardown on drop.
+//! - [`wan`]: the WAN side, `Lab::builder().wan(true)`: an outside namespace (the user's
+//!   management network, where upstream servers run) on the appliance's second interface.
 //! - [`appliance`]: the real binary: find, start, wait for `listening for dhcp`, stop, kill -9,
 //!   restart, log.
-//! - [`clients`]: dhclient and udhcpc wrappers, their recording scripts, and the [`Lease`] a
-//!   client saw.
+//! - [`clients`]: dhclient, udhcpc and dhcpcd wrappers, their recording scripts, and the
+//!   [`Lease`] a client saw.
 //! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
 //! - [`process`]: running and signalling processes, the [`process::Reaper`] for detached daemons.
 //! - [`names`]: unique namespace and interface names per lab.
@@ -38,7 +41,9 @@ pub mod netns;
 pub mod process;
 pub mod topology;
 pub mod wait;
+pub mod wan;
 
 pub use appliance::Appliance;
-pub use clients::{Dhclient, Event, Lease, Udhcpc, UdhcpcDaemon};
+pub use clients::{Dhclient, Dhcpcd, Event, Lease, Udhcpc, UdhcpcDaemon};
 pub use topology::{GATEWAY, Host, LAN_PREFIX, Lab, LabBuilder};
+pub use wan::{WAN_ADDRESS, WAN_PREFIX, WAN_UPSTREAM};

@@ -1,7 +1,8 @@
 //! The lab's network: a "switch" namespace holding a bridge, the appliance namespace with a veth
 //! into the bridge (its LAN interface, with the gateway address), and N client namespaces each
-//! with a veth into the bridge and a fixed MAC. [`Lab`] builds it, owns everything it started and
-//! tears it all down on drop, panicking test or not.
+//! with a veth into the bridge and a fixed MAC; optionally an outside namespace on the appliance's
+//! second interface (the WAN, see [`crate::wan`]). [`Lab`] builds it, owns everything it started
+//! and tears it all down on drop, panicking test or not.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,13 @@ use proximity_config::{MacAddr, RawConfig};
 use tempfile::TempDir;
 
 use crate::appliance::Appliance;
-use crate::clients::{Dhclient, Udhcpc};
+use crate::clients::{Dhclient, Dhcpcd, Udhcpc};
 use crate::logs::Logs;
 use crate::names::{Claim, Names};
 use crate::netns::{self, Netns};
 use crate::process::{Reaper, run};
 use crate::wait;
+use crate::wan::{self, Wan};
 
 /// The appliance's LAN address (the clients' router and DNS server).
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
@@ -38,6 +40,8 @@ const MAX_CLIENTS: usize = 200;
 pub struct LabBuilder {
     clients: usize,
     gateway_by_harness: bool,
+    wan: bool,
+    wan_address_by_harness: bool,
 }
 
 impl LabBuilder {
@@ -54,12 +58,28 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the lab has a WAN side (default: no): an outside namespace wired to a second
+    /// interface of the appliance namespace; see [`Lab::wan`] and [`Lab::wan_iface`].
+    pub fn wan(mut self, yes: bool) -> Self {
+        self.wan = yes;
+        self
+    }
+
+    /// Whether the harness puts [`crate::WAN_ADDRESS`] and a default route via
+    /// [`crate::WAN_UPSTREAM`] on the appliance's WAN interface (default: yes). Off for a test
+    /// where the appliance gets its WAN address from a DHCP server in the outside namespace.
+    pub fn wan_address_by_harness(mut self, yes: bool) -> Self {
+        self.wan_address_by_harness = yes;
+        self
+    }
+
     pub fn build(self) -> Result<Lab> {
         Lab::build(self)
     }
 }
 
-/// One client machine: a namespace with one interface on the LAN.
+/// One machine of the lab: a namespace with one interface, on the LAN (a client, [`Lab::client`])
+/// or on the WAN (the outside host, [`Lab::wan`]).
 #[derive(Debug)]
 pub struct Host {
     label: String,
@@ -72,7 +92,31 @@ pub struct Host {
 }
 
 impl Host {
-    /// Short name in messages (`c0`, `c1`, ...).
+    /// A host on `netns`, whose interface `iface` already exists there with `mac`; its directory
+    /// is made in the lab's `lab_dir`, named after `label`.
+    pub(crate) fn new(
+        label: &str,
+        netns: Netns,
+        iface: String,
+        mac: MacAddr,
+        lab_dir: &Path,
+        logs: &Arc<Logs>,
+        reaper: &Arc<Reaper>,
+    ) -> Result<Host> {
+        let dir = lab_dir.join(label);
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Host {
+            label: label.to_owned(),
+            netns,
+            iface,
+            mac,
+            dir,
+            logs: logs.clone(),
+            reaper: reaper.clone(),
+        })
+    }
+
+    /// Short name in messages (`c0`, `c1`, ..., `out`).
     pub fn label(&self) -> &str {
         &self.label
     }
@@ -115,6 +159,10 @@ impl Host {
 
     pub fn udhcpc(&self) -> Udhcpc<'_> {
         Udhcpc::new(self)
+    }
+
+    pub fn dhcpcd(&self) -> Dhcpcd<'_> {
+        Dhcpcd::new(self)
     }
 
     /// IPv4 addresses on the host's interface, with prefix lengths.
@@ -160,6 +208,7 @@ pub struct Lab {
     names: Names,
     appliance: Appliance,
     hosts: Vec<Host>,
+    wan: Option<Wan>,
     lan_iface: String,
     bridge: String,
     appliance_ns: Netns,
@@ -173,7 +222,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn builder() -> LabBuilder {
-        LabBuilder { clients: 1, gateway_by_harness: true }
+        LabBuilder { clients: 1, gateway_by_harness: true, wan: false, wan_address_by_harness: true }
     }
 
     fn build(opts: LabBuilder) -> Result<Lab> {
@@ -212,25 +261,21 @@ impl Lab {
             let iface = names.ifname("c", &format!("n{i}"))?;
             let mac = client_mac(i);
             wire(&switch, &bridge, &names.ifname("s", &label)?, &netns, &iface, Some(mac))?;
-            let host_dir = dir.path().join(&label);
-            std::fs::create_dir(&host_dir)
-                .with_context(|| format!("cannot create {}", host_dir.display()))?;
-            hosts.push(Host {
-                label,
-                netns,
-                iface,
-                mac,
-                dir: host_dir,
-                logs: logs.clone(),
-                reaper: reaper.clone(),
-            });
+            hosts.push(Host::new(&label, netns, iface, mac, dir.path(), &logs, &reaper)?);
         }
+        let wan = opts
+            .wan
+            .then(|| {
+                wan::build(&names, &appliance_ns, opts.wan_address_by_harness, dir.path(), &logs, &reaper)
+            })
+            .transpose()?;
 
         let appliance = Appliance::new(appliance_ns.name(), dir.path(), &logs);
         Ok(Lab {
             names,
             appliance,
             hosts,
+            wan,
             lan_iface,
             bridge,
             appliance_ns,
@@ -273,6 +318,26 @@ impl Lab {
 
     pub fn clients(&self) -> &[Host] {
         &self.hosts
+    }
+
+    /// The outside host on the WAN (the user's management network); panics when the lab was
+    /// built without [`LabBuilder::wan`] (a bug in the test itself). A DHCP client run there
+    /// configures its interface as on a real machine: its scripts flush [`crate::WAN_UPSTREAM`].
+    pub fn wan(&self) -> &Host {
+        &self.wan_side().outside
+    }
+
+    /// The appliance's WAN interface name (its `eth0`), inside [`Lab::appliance_netns`]; panics
+    /// like [`Lab::wan`].
+    pub fn wan_iface(&self) -> &str {
+        &self.wan_side().iface
+    }
+
+    fn wan_side(&self) -> &Wan {
+        match &self.wan {
+            Some(wan) => wan,
+            None => panic!("the lab has no WAN side: build it with Lab::builder().wan(true)"),
+        }
     }
 
     /// The appliance's namespace (for commands a test runs next to the appliance).

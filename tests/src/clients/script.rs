@@ -1,7 +1,7 @@
-//! The scripts the lab gives dhclient (`-sf`) and udhcpc (`-s`). Each configures the client's
-//! interface as the distributions' own scripts do (address, default route via the router) and then
-//! appends one line recording what the client passed: configure first, record second, so a test
-//! that sees the event can rely on the address being there.
+//! The scripts the lab gives dhclient (`-sf`), udhcpc (`-s`) and dhcpcd (`-c`). Each configures the
+//! client's interface as the distributions' own scripts do (address, default route via the router;
+//! dhcpcd does that itself) and then appends one line recording what the client passed: configure
+//! first, record second, so a test that sees the event can rely on the address being there.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -64,6 +64,21 @@ printf '%s\n' "$line" >> '@EVENTS@'
 exit 0
 "#;
 
+/// The variables dhcpcd-run-hooks(8) documents that a test looks at (the same names as
+/// dhclient's, plus `new_subnet_cidr`).
+pub const DHCPCD_VARS: &str = "reason interface new_ip_address new_subnet_cidr new_subnet_mask \
+    new_routers new_domain_name_servers new_domain_name new_domain_search new_dhcp_lease_time \
+    new_dhcp_server_identifier new_host_name";
+
+const DHCPCD_SCRIPT: &str = r#"#!/bin/sh
+# dhcpcd script of the Proximity lab. dhcpcd configures the interface itself (address, routes)
+# before it runs its script; the stock script's hooks only write /etc/resolv.conf, NTP and the
+# like, which the lab must not touch. So this one only records the call.
+line=$(for v in @VARS@; do eval "printf '%s=%s\t' \"\$v\" \"\${$v}\""; done)
+printf '%s\n' "$line" >> '@EVENTS@'
+exit 0
+"#;
+
 /// Writes the dhclient script to `path`, recording into `events`.
 pub fn write_dhclient(path: &Path, events: &Path) -> Result<()> {
     write(path, DHCLIENT_SCRIPT, DHCLIENT_VARS, events)
@@ -72,6 +87,11 @@ pub fn write_dhclient(path: &Path, events: &Path) -> Result<()> {
 /// Writes the udhcpc script to `path`, recording into `events`.
 pub fn write_udhcpc(path: &Path, events: &Path) -> Result<()> {
     write(path, UDHCPC_SCRIPT, UDHCPC_VARS, events)
+}
+
+/// Writes the dhcpcd script to `path`, recording into `events`.
+pub fn write_dhcpcd(path: &Path, events: &Path) -> Result<()> {
+    write(path, DHCPCD_SCRIPT, DHCPCD_VARS, events)
 }
 
 fn write(path: &Path, template: &str, vars: &str, events: &Path) -> Result<()> {

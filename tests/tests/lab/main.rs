@@ -1,6 +1,6 @@
 //! End-to-end tests of the appliance in the network lab: the real `proximity-appliance` in a
-//! network namespace, real dhclient and udhcpc in others (root needed; see `proximity_tests`).
-//! Every lab test compiles into this one binary.
+//! network namespace, real dhclient, udhcpc and dhcpcd in others (root needed; see
+//! `proximity_tests`). Every lab test compiles into this one binary.
 
 mod crash;
 mod delivery;
@@ -8,6 +8,7 @@ mod dhcp_clients;
 mod expiry;
 mod hostile;
 mod init;
+mod isolation;
 mod release;
 mod renew;
 mod reservations;
