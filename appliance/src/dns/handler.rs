@@ -78,10 +78,6 @@ impl Handler {
         &self.metrics
     }
 
-    pub fn zones(&self) -> &Zones {
-        &self.zones
-    }
-
     /// The reply to `message` from `src`, forwarding inline when needed.
     pub async fn answer(&self, message: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
         match self.handle(message, src, transport) {
@@ -103,6 +99,14 @@ impl Handler {
             return Step::Drop;
         }
         let view = self.views.classify(src.ip());
+        // Decided on the header alone, before the body is read: a header may announce 65535
+        // questions, and what we do not serve is not worth parsing.
+        if header.metadata.op_code != OpCode::Query {
+            return self.bare(&header, view, ResponseCode::NotImp);
+        }
+        if header.counts.queries != 1 {
+            return self.bare(&header, view, ResponseCode::FormErr);
+        }
         let protocol = match transport {
             Transport::Udp => Protocol::Udp,
             Transport::Tcp => Protocol::Tcp,
@@ -111,11 +115,7 @@ impl Handler {
             Ok(request) => request,
             Err(e) => {
                 debug!(%src, id = header.metadata.id, error = %e, "malformed query");
-                let mut metadata = Metadata::response_from_request(&header.metadata);
-                metadata.response_code = ResponseCode::FormErr;
-                metadata.recursion_available = view.recursion();
-                self.metrics.replied(view, ResponseCode::FormErr);
-                return Step::Reply(wire::header_only(&metadata));
+                return self.bare(&header, view, ResponseCode::FormErr);
             }
         };
         let to = ReplyTo {
@@ -127,9 +127,6 @@ impl Handler {
         };
         let refuse = |rcode| Step::Reply(self.reply(&to, view, &Answer::error(rcode)));
 
-        if request.metadata.op_code != OpCode::Query {
-            return refuse(ResponseCode::NotImp);
-        }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return refuse(ResponseCode::BADVERS);
         }
@@ -175,6 +172,15 @@ impl Handler {
             metrics: self.metrics.clone(),
             _permit: permit,
         }))
+    }
+
+    /// A reply of the header alone, for a query whose question is not read.
+    fn bare(&self, header: &Header, view: View, rcode: ResponseCode) -> Step {
+        let mut metadata = Metadata::response_from_request(&header.metadata);
+        metadata.response_code = rcode;
+        metadata.recursion_available = view.recursion();
+        self.metrics.replied(view, rcode);
+        Step::Reply(wire::header_only(&metadata))
     }
 
     fn reply(&self, to: &ReplyTo<'_>, view: View, answer: &Answer) -> Vec<u8> {

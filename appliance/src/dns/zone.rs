@@ -94,11 +94,6 @@ impl Zones {
         Ok(Zones { domain: domain_name, ns, hostmaster, reverse, ttl, gateway: lan.addr() })
     }
 
-    /// The apex of every zone, forward first.
-    pub fn apexes(&self) -> impl Iterator<Item = &Name> {
-        std::iter::once(&self.domain).chain(self.reverse.iter().map(|z| &z.apex))
-    }
-
     /// The zone `name` falls in, if it is one of ours (the most specific one).
     pub fn find(&self, name: &Name) -> Option<Zone> {
         if let Some(i) = self.reverse.iter().position(|z| z.apex.zone_of(name)) {
@@ -327,6 +322,34 @@ mod tests {
         assert_eq!(zones("172.16.0.1/12").len(), 16);
         assert_eq!(zones("172.16.0.1/12")[15], "31.172.in-addr.arpa.");
         assert_eq!(zones("10.20.0.65/26"), ["0.20.10.in-addr.arpa."]);
+    }
+
+    fn lookup(zones: &Zones, name: &str, qtype: RecordType, table: &NameTable) -> Answer {
+        let name = Name::from_ascii(name).unwrap().to_lowercase();
+        let zone = zones.find(&name).unwrap_or_else(|| panic!("{name} is not in our zones"));
+        zones.answer(zone, &name, qtype, View::Lan, table)
+    }
+
+    #[test]
+    fn a_wide_lan_has_empty_non_terminals_in_its_reverse_zone() {
+        let zones = Zones::new("prox.local", "10.20.0.1/16".parse().unwrap(), 30).unwrap();
+        let nas = proximity_config::Reservation {
+            mac: proximity_config::MacAddr([2, 0, 0, 0, 0, 1]),
+            ip: Ipv4Addr::new(10, 20, 7, 10),
+            name: Some("nas".into()),
+        };
+        let table = NameTable::empty(1).build(&[nas], &[], 0);
+        let ptr = lookup(&zones, "10.7.20.10.in-addr.arpa.", RecordType::PTR, &table);
+        assert_eq!((ptr.rcode, ptr.answers.len()), (ResponseCode::NoError, 1));
+        // 7.20.10.in-addr.arpa has a name below it: NODATA; 8.20.10.in-addr.arpa has none.
+        let between = lookup(&zones, "7.20.10.in-addr.arpa.", RecordType::PTR, &table);
+        assert_eq!((between.rcode, between.answers.len()), (ResponseCode::NoError, 0));
+        let empty = lookup(&zones, "8.20.10.in-addr.arpa.", RecordType::PTR, &table);
+        assert_eq!(empty.rcode, ResponseCode::NXDomain);
+        // The gateway (10.20.0.1) is named too.
+        let gateway = lookup(&zones, "0.20.10.in-addr.arpa.", RecordType::PTR, &table);
+        assert_eq!(gateway.rcode, ResponseCode::NoError);
+        assert!(zones.find(&Name::from_ascii("10.7.21.10.in-addr.arpa.").unwrap()).is_none());
     }
 
     #[test]

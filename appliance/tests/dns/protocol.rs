@@ -70,6 +70,12 @@ async fn unreadable_questions_and_several_questions_get_formerr() {
     assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
     assert!(reply.answers.is_empty());
 
+    // A bare header announcing 65535 questions: refused on the header alone.
+    let many = [0x12, 0x34, 0x01, 0x00, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
+    let reply = support::udp_bytes(server.addr, &many, REPLY_TIMEOUT).await.expect("a reply");
+    let reply = Message::from_vec(&reply).unwrap();
+    assert_eq!((reply.metadata.id, reply.metadata.response_code), (0x1234, ResponseCode::FormErr));
+
     let mut none = query("nas.prox.local.", RecordType::A);
     none.queries.clear();
     let reply = udp(server.addr, &none).await;
