@@ -27,6 +27,8 @@
 //!   restart, log.
 //! - [`clients`]: dhclient, udhcpc and dhcpcd wrappers, their recording scripts, and the
 //!   [`Lease`] a client saw.
+//! - [`dns`]: `dig` and `kdig` run in a host's namespace and their replies read; [`dns::Dnsmasq`],
+//!   a real DNS server on a lab host (the upstream the appliance forwards to).
 //! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
 //! - [`process`]: running and signalling processes, the [`process::Reaper`] for detached daemons.
 //! - [`names`]: unique namespace and interface names per lab.
@@ -35,6 +37,7 @@
 
 pub mod appliance;
 pub mod clients;
+pub mod dns;
 pub mod logs;
 pub mod names;
 pub mod netns;

@@ -5,6 +5,7 @@
 mod crash;
 mod delivery;
 mod dhcp_clients;
+mod dns;
 mod expiry;
 mod hostile;
 mod init;
