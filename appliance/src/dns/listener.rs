@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use super::handler::{Handler, Step};
 use super::metrics::bump;
+use super::socket::{self, Local};
 use super::wire::Transport;
 use crate::shutdown::Stop;
 
@@ -41,19 +42,20 @@ pub async fn udp(
 ) -> io::Result<()> {
     let mut forwards: JoinSet<()> = JoinSet::new();
     let mut buf = vec![0u8; MAX_UDP_QUERY];
+    let mut control = socket::control_buffer();
     let result = loop {
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, src)) => {
+            received = socket::recv(&socket, &mut buf, &mut control) => match received {
+                Ok((len, src, local)) => {
                     let message = buf.get(..len).unwrap_or_default();
                     match handler.handle(message, src, Transport::Udp) {
-                        Step::Reply(reply) => send(&socket, &handler, &reply, src).await,
+                        Step::Reply(reply) => send(&socket, &handler, &reply, src, local).await,
                         Step::Forward(forwarding) => {
                             let (socket, handler) = (socket.clone(), handler.clone());
                             forwards.spawn(async move {
                                 let reply = forwarding.run().await;
-                                send(&socket, &handler, &reply, src).await;
+                                send(&socket, &handler, &reply, src, local).await;
                             });
                         }
                         Step::Drop => {}
@@ -69,8 +71,9 @@ pub async fn udp(
     result
 }
 
-async fn send(socket: &UdpSocket, handler: &Handler, reply: &[u8], to: SocketAddr) {
-    if let Err(e) = socket.send_to(reply, to).await {
+/// Sends a reply from the address its query was sent to.
+async fn send(socket: &UdpSocket, handler: &Handler, reply: &[u8], to: SocketAddr, from: Option<Local>) {
+    if let Err(e) = socket::send(socket, reply, to, from).await {
         bump(&handler.metrics().send_failed);
         debug!(%to, error = %e, "dns/udp send failed");
     }
