@@ -9,7 +9,7 @@
 //! - [`forward`]: upstreams in order, UDP then TCP on truncation, cache, timeouts.
 //! - [`wire`]: EDNS0, reply size limits, truncation.
 //! - [`listener`]: the UDP and TCP loops and their limits.
-//! - [`socket`]: binding the sockets (called by `run`).
+//! - [`socket`]: binding the sockets (called by `run`); UDP replies from the address asked.
 //! - [`metrics`]: counters of replies by view and code, drops, forwarding.
 //!
 //! The socket loops are ours rather than `hickory_server::Server`'s: that server logs every
