@@ -307,10 +307,11 @@ rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null 
 #   22 acked_twice  23 udp_in (datagrams the server's kernel received)  24 rcvbuf_drops (of those,
 #   dropped because the server's socket buffer was full)  25 shed (requests ours dropped itself
 #   because too many ACKs were waiting for the disk: its dhcp_dropped_overload_total; "-" for peers)
-#   26 others_pct (CPU other processes took during the step, % of the machine)
+#   26 others_pct (CPU other processes took during the step, % of the machine)  27 gen_drops
+#   (answers the kernel dropped because perfdhcp's socket buffer was full: the load generator's limit)
 
 STEPS="$OUT/steps.tsv"
-printf 'server\tmacs\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tfailed_pct\tacks_per_s\tdo_avg_ms\tdo_max_ms\tra_avg_ms\tra_max_ms\trss_idle_kib\trss_load_kib\trss_peak_kib\tstatus\torphans\toffered_twice\tacked_twice\tudp_in\trcvbuf_drops\tshed\tothers_pct\n' >"$STEPS"
+printf 'server\tmacs\tstep\trate\tsecs\tdo_sent\tdo_recv\tra_sent\tra_recv\tfailed_pct\tacks_per_s\tdo_avg_ms\tdo_max_ms\tra_avg_ms\tra_max_ms\trss_idle_kib\trss_load_kib\trss_peak_kib\tstatus\torphans\toffered_twice\tacked_twice\tudp_in\trcvbuf_drops\tshed\tothers_pct\tgen_drops\n' >"$STEPS"
 declare -A STEPNO=()
 MAC_LIST="$OUT/macs.txt"
 
@@ -328,14 +329,15 @@ run_step() {
     if ! wait_ready "$srv" "$pid"; then
         local why="no answer to a probe in ${READY_LIMIT_S}s"; kill -0 "$pid" 2>/dev/null || why="exited"
         stop_server "$pid"
-        printf '%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t-\t-\t-\t-\t-\n' \
+        printf '%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSTART-FAILED(%s)\t-\t-\t-\t-\t-\t-\t-\t-\n' \
             "$srv" "$mode" "$n" "$rate" "$why" >>"$STEPS"
         log "  $srv @ $rate/s: server failed to start ($why); log: $slog"
         LAST_START_LOG=$slog
         return 1
     fi
     local rss_idle; rss_idle=$(rss_kib "$pid" VmRSS)
-    local udp0 rcvbuf0; read -r udp0 rcvbuf0 <<<"$(udp_counters "$TAG-$srv-s")"
+    local udp0 rcvbuf0 gudp0 gdrop0; read -r udp0 rcvbuf0 <<<"$(udp_counters "$TAG-$srv-s")"
+    read -r gudp0 gdrop0 <<<"$(udp_counters "$TAG-$srv-c")"
 
     local count=$((rate * STEP_SECS)); [ $count -gt $MAX_EXCHANGES ] && count=$MAX_EXCHANGES
     local secs; secs=$(awk -v c="$count" -v r="$rate" 'BEGIN { printf "%.3f", c / r }')
@@ -356,6 +358,8 @@ run_step() {
     local alive=1; kill -0 "$pid" 2>/dev/null || alive=0
     local udp1 rcvbuf1; read -r udp1 rcvbuf1 <<<"$(udp_counters "$TAG-$srv-s")"
     local udp_in=$(( ${udp1:-0} - ${udp0:-0} )) rcvbuf_drops=$(( ${rcvbuf1:-0} - ${rcvbuf0:-0} ))
+    local gudp1 gdrop1; read -r gudp1 gdrop1 <<<"$(udp_counters "$TAG-$srv-c")"
+    local gen_drops=$(( ${gdrop1:-0} - ${gdrop0:-0} ))
     local rss_load rss_peak
     rss_load=$(rss_kib "$pid" VmRSS); rss_peak=$(rss_kib "$pid" VmHWM)
     stop_server "$pid"
@@ -364,7 +368,10 @@ run_step() {
     STEP_OTHERS=$(awk -v b0="$cpu0" -v b1="$cpu1" -v t0="$all0" -v t1="$all1" -v o0="$own0" -v o1="$own1" \
         'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
     local shed=-
-    [ "$srv" = ours ] && shed=$(grep -o 'dhcp_dropped_overload_total=[0-9]*' "$slog" | tail -1 | cut -d= -f2) && shed=${shed:-0}
+    if [ "$srv" = ours ]; then
+        shed=$(grep -o 'dhcp_dropped_overload_total=[0-9]*' "$slog" | tail -1 | cut -d= -f2)
+        shed=${shed:-0}
+    fi
 
     # perfdhcp's final report has a DISCOVER-OFFER and a REQUEST-ACK section.
     local do_sent do_recv ra_sent ra_recv orphans nu_do nu_ra do_avg do_max ra_avg ra_max
@@ -395,14 +402,14 @@ run_step() {
     fi
     [ "$status" = pass ] && STEP_PASS=1
 
-    printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$srv" "$mode" "$n" "$rate" "$secs" "$do_sent" "$do_recv" "$ra_sent" "$ra_recv" "$failed" "$ackps" \
         "$do_avg" "$do_max" "$ra_avg" "$ra_max" "${rss_idle:--}" "${rss_load:--}" "${rss_peak:--}" "$status" \
-        "$orphans" "$nu_do" "$nu_ra" "$udp_in" "$rcvbuf_drops" "$shed" "$STEP_OTHERS" >>"$STEPS"
+        "$orphans" "$nu_do" "$nu_ra" "$udp_in" "$rcvbuf_drops" "$shed" "$STEP_OTHERS" "$gen_drops" >>"$STEPS"
     log "$(printf '  %-8s %s %6s/s %5ss  acks %6s (%6s/s)  failed %7s%%  DORA avg %8s ms  RSS %6s -> %6s KiB  %s%s' \
         "$srv" "$mode" "$rate" "$secs" "$ra_recv" "$ackps" "$failed" \
         "$(awk -v a="$do_avg" -v b="$ra_avg" 'BEGIN { printf "%.3f", a + b }')" \
-        "${rss_idle:--}" "${rss_load:--}" "$status" "$([ "$STEP_OTHERS" -gt "$NOISE_PCT" ] && echo " [others took ${STEP_OTHERS}% CPU]")$([ "$rcvbuf_drops" -gt 0 ] && echo " (kernel dropped $rcvbuf_drops: socket buffer full)")$([ "$shed" != - ] && [ "$shed" -gt 0 ] && echo " (shed $shed: too many ACKs waiting for the disk)")")"
+        "${rss_idle:--}" "${rss_load:--}" "$status" "$([ "$STEP_OTHERS" -gt "$NOISE_PCT" ] && echo " [others took ${STEP_OTHERS}% CPU]")$([ "$rcvbuf_drops" -gt 0 ] && echo " (kernel dropped $rcvbuf_drops: socket buffer full)")$([ "$shed" != - ] && [ "$shed" -gt 0 ] && echo " (shed $shed: too many ACKs waiting for the disk)")$([ "$gen_drops" -gt 0 ] && echo " (perfdhcp's socket dropped $gen_drops answers)")")"
     if [ "$nu_ra" -gt 0 ]; then
         log "  $srv: ADDRESS ACKED TO TWO CLIENTS: perfdhcp -u counted $nu_ra; see $plog"
     fi
@@ -451,7 +458,7 @@ if [ -n "${WANT[ours]:-}" ]; then
     if [ -z "${FAILED[ours]:-}" ]; then
         # Run a copy: others building in the same checkout may replace target/release/ mid-run.
         cp "$OURS_BIN" "$OUT/proximity-appliance" && OURS_BIN="$OUT/proximity-appliance"
-        log "ours: $(cd "$ROOT" && git log -1 --format='%h %s' 2>/dev/null | cut -c1-80)$(cd "$ROOT" && [ -n "$(git status --porcelain -- appliance config Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' (+ uncommitted changes)')"
+        log "ours: built from $(cd "$ROOT" && git log -1 --format='%h %s' -- appliance config Cargo.toml Cargo.lock 2>/dev/null | cut -c1-72)$(cd "$ROOT" && [ -n "$(git status --porcelain -- appliance config Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' (+ uncommitted changes)')"
     fi
     if [ -z "${FAILED[ours]:-}" ]; then
         mkdir -p "$STATE/validate"; write_ours_config "$STATE/validate"
@@ -605,12 +612,14 @@ notes() {  # notes SERVER MODE: what a reader must know about these steps
     awk -F'\t' -v s="$1" -v m="$2" -v best="${3:-0}" -v noise="$NOISE_PCT" 'NR > 1 && $1 == s && $2 == m {
             if ($19 != "pass" && $4 + 0 <= best + 0 && $19 !~ /START/) low = low " " $4 (($26 + 0 > noise) ? "(others " $26 "% CPU)" : "")
             if ($19 ~ /died/) died = died " " $4
-            acked += $22; offered += $21 }
+            acked += $22; offered += $21
+            if ($4 + 0 > best + 0 && $19 != "pass" && $27 + 0 > 0 && (gen == "" || $4 + 0 < genr)) { gen = $27; genr = $4 + 0; genf = ($7 + $9 > 0) ? 100 * $27 / ($7 + $9) : 0 } }
         END {
             if (died != "") printf "DIED during the steps at%s/s. ", died
             if (acked > 0) printf "ADDRESSES ACKED TO TWO CLIENTS: %d (perfdhcp -u). ", acked
             if (offered > 0) printf "offered an address already offered to another client %d times (the second REQUEST is NAKed). ", offered
             if (low != "") printf "also failed at or below its best rate:%s (noise?). ", low
+            if (gen != "") printf "at %d/s (failed) perfdhcp itself dropped %d answers (%.1f%% of them, its socket buffer was full): the load generator is near its limit. ", genr, gen, genf
         }' "$STEPS"
 }
 

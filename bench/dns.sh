@@ -320,6 +320,9 @@ udp_counters() {
     ip netns exec "$1" cat /proc/net/snmp 2>/dev/null | awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2, $6; exit }'
 }
 
+# CPU ticks (user + system, all threads) a process has used.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------------------------
@@ -328,10 +331,12 @@ rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null 
 # runs.tsv columns: 1 server  2 case  3 kind (max|same|warmup)  4 round  5 secs  6 limit_qps
 #   7 sent  8 completed  9 lost  10 lost_pct  11 qps  12 avg_ms  13 min_ms  14 max_ms  15 stddev_ms
 #   16 noerror  17 nxdomain  18 other_rcodes  19 rss_kib  20 hwm_kib  21 udp_in  22 rcvbuf_drops
+#   23 srv_cpu_pct (the server's CPU time over the run: 100 = its whole core)  24 gen_cpu_pct (dnsperf's:
+#   near 100 means dnsperf, not the server, set the pace)
 
 declare -A RSS_IDLE=() RSS_END=() HWM_END=() SAME_RATE=()
 RUNS="$OUT/runs.tsv"
-printf 'server\tcase\tkind\tround\tsecs\tlimit_qps\tsent\tcompleted\tlost\tlost_pct\tqps\tavg_ms\tmin_ms\tmax_ms\tstddev_ms\tnoerror\tnxdomain\tother_rcodes\trss_kib\thwm_kib\tudp_in\trcvbuf_drops\n' >"$RUNS"
+printf 'server\tcase\tkind\tround\tsecs\tlimit_qps\tsent\tcompleted\tlost\tlost_pct\tqps\tavg_ms\tmin_ms\tmax_ms\tstddev_ms\tnoerror\tnxdomain\tother_rcodes\trss_kib\thwm_kib\tudp_in\trcvbuf_drops\tsrv_cpu_pct\tgen_cpu_pct\n' >"$RUNS"
 declare -A SRVPID=()
 
 run_dnsperf() {
@@ -343,12 +348,17 @@ run_dnsperf() {
     # The warm-up is one pass over the names, a few at a time: every name reaches the upstream
     # once and lands in the cache (dnsmasq forwards at most 150 queries at once by default).
     local runs=(-l "$secs" -q "$IN_FLIGHT"); [ "$kind" = warmup ] && runs=(-n 1 -q 10)
+    local tfile="$RAW/$id.time" t0; t0=$(cpu_ticks "$pid")
     timeout $((secs + 30)) ip netns exec "$TAG-$srv-c" "${GEN_CPU[@]}" nice -n -5 \
-        dnsperf -s "$SERVER_ADDR" -d "$STATE/queries.$cse" "${runs[@]}" -c "$CLIENTS" -T 1 \
+        /usr/bin/time -o "$tfile" -f '%e %U %S' dnsperf -s "$SERVER_ADDR" -d "$STATE/queries.$cse" "${runs[@]}" -c "$CLIENTS" -T 1 \
         -t "$QUERY_TIMEOUT_S" "${limit[@]}" >"$plog" 2>&1 &
     local gen=$!; PIDS[$gen]=dnsperf
     wait_pid "$gen"; local prc=$?
+    local t1; t1=$(cpu_ticks "$pid")
     local udp1 rcvbuf1; read -r udp1 rcvbuf1 <<<"$(udp_counters "$TAG-$srv-s")"
+    local srv_cpu gen_cpu
+    read -r srv_cpu gen_cpu <<<"$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" '
+        NR == 1 && $1 > 0 { printf "%.0f %.0f", 100 * (b - a) / hz / $1, 100 * ($2 + $3) / $1 }' "$tfile" 2>/dev/null)"
     local rss hwm; rss=$(rss_kib "$pid" VmRSS); hwm=$(rss_kib "$pid" VmHWM)
     local alive=1; kill -0 "$pid" 2>/dev/null || alive=0
 
@@ -378,14 +388,15 @@ run_dnsperf() {
         return 1
     fi
     local udp_in=$(( ${udp1:-0} - ${udp0:-0} )) drops=$(( ${rcvbuf1:-0} - ${rcvbuf0:-0} ))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$cse" "$kind" "$round" "$secs" \
-        "${qps:--}" "$line" "${rss:--}" "${hwm:--}" "$udp_in" "$drops" >>"$RUNS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$cse" "$kind" "$round" "$secs" \
+        "${qps:--}" "$line" "${rss:--}" "${hwm:--}" "$udp_in" "$drops" "${srv_cpu:--}" "${gen_cpu:--}" >>"$RUNS"
     local sent done lost lostp q avg mn mx sd ok nx other
     IFS=$'\t' read -r sent done lost lostp q avg mn mx sd ok nx other <<<"$line"
     RUN_QPS=$q
-    log "$(printf '  %-9s %-4s %-6s %s  %8s q/s  lost %6s%%  avg %7s ms  max %8s ms  NOERROR %s NXDOMAIN %s%s  RSS %s KiB%s' \
+    log "$(printf '  %-9s %-4s %-6s %s  %8s q/s  lost %6s%%  avg %7s ms  max %8s ms  NOERROR %s NXDOMAIN %s%s  CPU srv %s%% dnsperf %s%%  RSS %s KiB%s' \
         "$(name "$srv")" "$cse" "$kind" "${qps:+@$qps}" "$q" "$lostp" "$avg" "$mx" "$ok" "$nx" \
-        "$([ "$other" != - ] && echo " other $other")" "${rss:--}" "$([ "$drops" -gt 0 ] && echo "  (kernel dropped $drops: socket buffer full)")")"
+        "$([ "$other" != - ] && echo " other $other")" "${srv_cpu:--}" "${gen_cpu:--}" "${rss:--}" \
+        "$([ "$drops" -gt 0 ] && echo "  (kernel dropped $drops: socket buffer full)")")"
     return 0
 }
 
@@ -488,14 +499,16 @@ for cse in "${ORDER_CASES[@]}"; do
         for s in "${LIVE[@]}"; do run_dnsperf "$s" "$cse" same 1 "$RUN_SECS" "$SAME" || true; done
     fi
 done
-read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN1=$(own_cpu); rm -f "$OUT/.times"
-OTHERS=$(awk -v b0="$M0_BUSY" -v b1="$M1_BUSY" -v t0="$M0_ALL" -v t1="$M1_ALL" -v o0="$OWN0" -v o1="$OWN1" \
-    'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
 for s in "${LIVE[@]}"; do
     RSS_END[$s]=$(rss_kib "${SRVPID[$s]}" VmRSS); HWM_END[$s]=$(rss_kib "${SRVPID[$s]}" VmHWM)
     kill -0 "${SRVPID[$s]}" 2>/dev/null || FAILED[$s]="died during the runs (log: $RAW/$s.server.log)"
 done
+# Stopped (and waited for) before the CPU account is read, so their CPU time counts as ours.
 for s in "${LIVE[@]}"; do stop_server "${SRVPID[$s]}"; done
+stop_server "$UP_PID"
+read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN1=$(own_cpu); rm -f "$OUT/.times"
+OTHERS=$(awk -v b0="$M0_BUSY" -v b1="$M1_BUSY" -v t0="$M0_ALL" -v t1="$M1_ALL" -v o0="$OWN0" -v o1="$OWN1" \
+    'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -505,7 +518,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k !~ /^[0-9]+$/) print "-"; else printf "%.1f
 # pick SERVER CASE KIND [QPS] -> "qps lost_pct avg max rss" of the median max run (or the same-rate run)
 pick() {
     awk -F'\t' -v s="$1" -v c="$2" -v k="$3" -v q="${4:-}" 'NR > 1 && $1 == s && $2 == c && $3 == k && $11 ~ /^[0-9]/ && (q == "" || $11 == q) {
-        line = sprintf("%s %s %s %s %s", $11, $10, $12, $14, $19) } END { print line }' "$RUNS"
+        line = sprintf("%s %s %s %s %s %s %s", $11, $10, $12, $14, $19, $23, $24) } END { print line }' "$RUNS"
 }
 
 log ""
@@ -518,21 +531,26 @@ for s in "${SERVERS[@]}"; do [ -n "${FAILED[$s]:-}" ] && log "$(name "$s" | tr a
 for cse in "${ORDER_CASES[@]}"; do
     log ""
     log "--- $(case_name "$cse") ---"
-    log "$(printf '%-10s %-5s %10s %8s %9s %9s %9s' server run "q/s" "lost%" "avg ms" "max ms" "RSS MiB")"
+    log "$(printf '%-10s %-7s %8s %8s %8s %8s %8s %8s %8s' server run "q/s" "lost%" "avg ms" "max ms" "RSS MiB" "CPU srv" "dnsperf")"
     declare -A V=()
     for s in "${LIVE[@]}"; do
         V[$s:max]=$(pick "$s" "$cse" max "${MEDIAN[$s:$cse]:-x}")
         V[$s:same]=$(pick "$s" "$cse" same)
         for k in max same; do
             [ -n "${V[$s:$k]}" ] || continue
-            read -r q lp avg mx rss <<<"${V[$s:$k]}"
+            read -r q lp avg mx rss scpu gcpu <<<"${V[$s:$k]}"
             label=$k; [ "$k" = same ] && label="@${SAME_RATE[$cse]:-?}"
-            log "$(printf '%-10s %-5s %10s %8s %9s %9s %9s' "$(name "$s")" "$label" "$q" "$lp" "$avg" "$mx" "$(mib "$rss")")"
+            log "$(printf '%-10s %-7s %8s %8s %8s %8s %8s %7s%% %7s%%' "$(name "$s")" "$label" "$q" "$lp" "$avg" "$mx" "$(mib "$rss")" "$scpu" "$gcpu")"
+            [ "$k" = max ] && [ "${gcpu:-0}" -ge 90 ] 2>/dev/null &&
+                log "           note: dnsperf used ${gcpu}% of its CPU: it may have set the pace, so this q/s is a lower bound for the server"
         done
     done
     if [ -n "${V[ours:max]:-}" ] && [ -n "${V[dnsmasq:max]:-}" ]; then
-        read -r oq olp oavg omx orss <<<"${V[ours:max]}"; read -r dq dlp davg dmx drss <<<"${V[dnsmasq:max]}"
-        line="$(printf '%-16s q/s %s  avg %s  max %s  RSS %s' "ours/dnsmasq max" "$(ratio "$oq" "$dq")" "$(ratio "$oavg" "$davg")" "$(ratio "$omx" "$dmx")" "$(ratio "$orss" "$drss")")"
+        read -r oq olp oavg omx orss ocpu _ <<<"${V[ours:max]}"; read -r dq dlp davg dmx drss dcpu _ <<<"${V[dnsmasq:max]}"
+        # CPU per query: the server's CPU share over its rate (tells efficiency even when dnsperf set the pace).
+        ocpq=$(awk -v c="$ocpu" -v q="$oq" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
+        dcpq=$(awk -v c="$dcpu" -v q="$dq" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
+        line="$(printf '%-16s q/s %s  avg %s  max %s  RSS %s  CPU/query %s' "ours/dnsmasq max" "$(ratio "$oq" "$dq")" "$(ratio "$oavg" "$davg")" "$(ratio "$omx" "$dmx")" "$(ratio "$orss" "$drss")" "$(ratio "$ocpq" "$dcpq")")"
         if [ -n "${V[ours:same]:-}" ] && [ -n "${V[dnsmasq:same]:-}" ]; then
             read -r _ _ osa osm _ <<<"${V[ours:same]}"; read -r _ _ dsa dsm _ <<<"${V[dnsmasq:same]}"
             line="$line  | at the same rate: avg $(ratio "$osa" "$dsa")  max $(ratio "$osm" "$dsm")"
@@ -551,7 +569,7 @@ for s in "${LIVE[@]}"; do
 done
 [ -n "${RSS_END[ours]:-}" ] && [ -n "${RSS_END[dnsmasq]:-}" ] && log "RSS ours/dnsmasq: idle $(ratio "${RSS_IDLE[ours]}" "${RSS_IDLE[dnsmasq]}"), end $(ratio "${RSS_END[ours]}" "${RSS_END[dnsmasq]}")"
 log ""
-log "(ratios: q/s above 1 = ours faster; latency and RSS below 1 = ours lower.)"
+log "(ratios: q/s above 1 = ours faster; latency, RSS and CPU/query below 1 = ours lower.)"
 log "every run: $RUNS; dnsperf output and server logs: $RAW"
 log "this report: $OUT/report.txt"
 exit 0
