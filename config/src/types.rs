@@ -148,6 +148,14 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// Longest DNS name in presentation form, without the final dot.
 pub const MAX_NAME_LEN: usize = 253;
 
+/// The label of the appliance's own name server (`ns.<domain>`): no host may take it.
+pub const NS_LABEL: &str = "ns";
+
+/// Labels the appliance keeps for itself under its domain.
+pub fn is_reserved_label(label: &str) -> bool {
+    label.eq_ignore_ascii_case(NS_LABEL)
+}
+
 /// Why a DNS label or name is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

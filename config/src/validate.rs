@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::raw::{RawConfig, RawDhcp, RawDns, RawReservation};
-use crate::types::{Ipv4Range, MacAddr, check_domain, check_label};
+use crate::types::{Ipv4Range, MacAddr, check_domain, check_label, is_reserved_label};
 
 /// Shortest lease accepted; shorter ones make clients chatter without benefit.
 pub const MIN_LEASE_TIME: Duration = Duration::from_secs(10);
@@ -328,6 +328,8 @@ fn check_reservations(
         if let Some(n) = &name {
             if let Err(e) = check_label(n) {
                 p.add(at("name"), format!("{n:?} is not a valid host name: {e}"));
+            } else if is_reserved_label(n) {
+                p.add(at("name"), format!("{n:?} is the appliance's own name server; choose another name"));
             } else if let Some(j) = names.insert(n.clone(), i) {
                 p.add(at("name"), format!("{n:?} is already used by dhcp.reservations[{j}]"));
             }
@@ -450,6 +452,18 @@ mod tests {
             .expect_err("reservation in the pool");
         assert!(
             e.to_string().contains("dhcp.reservations[0].ip: 10.20.0.120 is outside dhcp.reserved"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_name_server_label_is_kept_for_the_appliance() {
+        let e = from_toml_str(
+            "[[dhcp.reservations]]\nmac = \"52:54:00:00:00:01\"\nip = \"10.20.0.10\"\nname = \"NS\"\n",
+        )
+        .expect_err("ns is reserved");
+        assert!(
+            e.to_string().contains("dhcp.reservations[0].name: \"ns\" is the appliance's own name server"),
             "{e}"
         );
     }

@@ -17,7 +17,7 @@ use super::wire::Answer;
 use crate::names::NameTable;
 
 /// The label of the appliance's own name server record: `ns.<domain>`.
-pub const NS_LABEL: &str = "ns";
+pub const NS_LABEL: &str = proximity_config::types::NS_LABEL;
 /// The mailbox in the SOA: `hostmaster.<domain>`.
 const HOSTMASTER_LABEL: &str = "hostmaster";
 /// SOA timers. Nobody transfers these zones; the values are the conventional ones so tools that

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use proximity_config::types::is_reserved_label;
 use proximity_config::{MacAddr, Reservation};
 use tracing::{info, warn};
 
@@ -98,6 +99,14 @@ impl NameTable {
         });
         for lease in claims {
             let Some(name) = lease.hostname.as_deref() else { continue };
+            if is_reserved_label(name) {
+                let claim = (name.to_owned(), lease.ip);
+                if !self.refused.contains(&claim) {
+                    warn!(name, ip = %lease.ip, mac = %lease.mac, "host name is the appliance's own; client gets no name");
+                }
+                next.refused.insert(claim);
+                continue;
+            }
             let wanted = HostName { ip: lease.ip, source: NameSource::Lease { mac: lease.mac } };
             match next.hosts.get(name) {
                 None if !next.by_ip.contains_key(&lease.ip) => next.insert(name, wanted),
@@ -181,6 +190,12 @@ mod tests {
         let third = second.build(&[], &[lease(2, Some("web"), 10)], 62);
         assert_eq!(third.host("web").map(|h| h.ip), Some(Ipv4Addr::new(10, 20, 0, 102)));
         assert!(third.serial() > second.serial());
+    }
+
+    #[test]
+    fn a_client_cannot_take_the_name_servers_label() {
+        let t = NameTable::empty(1).build(&[], &[lease(1, Some("ns"), 0)], 10);
+        assert!(t.is_empty());
     }
 
     #[test]
