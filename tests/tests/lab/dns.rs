@@ -128,16 +128,23 @@ fn negative_answers_are_nodata_and_nxdomain_with_the_soa() -> Result<()> {
     let lab = Lab::builder().clients(1).build()?;
     lab.start_appliance(&lab.config())?;
     let client = lab.client(0);
-    let alpha = client.udhcpc().hostname("alpha").spawn()?;
-    let ip = alpha.lease()?.ip;
-    await_name(client, &fqdn("alpha"), ip)?;
+    // The host name the client sends is not a valid label; its name is the sanitised one.
+    let lease = client.udhcpc().hostname("Alpha_Box").spawn()?;
+    let ip = lease.lease()?.ip;
+    await_name(client, &fqdn("alpha-box"), ip)?;
     let zone = format!("{DOMAIN}.");
     for tool in TOOLS {
         let ask = |name: &str, qtype: &str| query(client, GATEWAY, name, qtype).tool(tool).run();
         // NODATA: the name exists, without that type.
-        assert_negative(&ask(&fqdn("alpha"), "AAAA")?, "NOERROR", &zone, &format!("{tool:?} AAAA of a host"));
-        assert_negative(&ask(&fqdn("alpha"), "MX")?, "NOERROR", &zone, &format!("{tool:?} MX of a host"));
-        // NXDOMAIN: no such name, of any type, nor below a host.
+        assert_negative(
+            &ask(&fqdn("alpha-box"), "AAAA")?,
+            "NOERROR",
+            &zone,
+            &format!("{tool:?} AAAA of a host"),
+        );
+        assert_negative(&ask(&fqdn("alpha-box"), "MX")?, "NOERROR", &zone, &format!("{tool:?} MX of a host"));
+        // NXDOMAIN: no such name, of any type, nor below a host, nor the name as the client spelt it.
+        assert_negative(&ask(&fqdn("alpha_box"), "A")?, "NXDOMAIN", &zone, &format!("{tool:?} alpha_box"));
         assert_negative(&ask(&fqdn("unknown"), "A")?, "NXDOMAIN", &zone, &format!("{tool:?} unknown"));
         assert_negative(
             &ask(&fqdn("unknown"), "AAAA")?,
@@ -145,7 +152,12 @@ fn negative_answers_are_nodata_and_nxdomain_with_the_soa() -> Result<()> {
             &zone,
             &format!("{tool:?} unknown AAAA"),
         );
-        assert_negative(&ask(&fqdn("www.alpha"), "A")?, "NXDOMAIN", &zone, &format!("{tool:?} below a host"));
+        assert_negative(
+            &ask(&fqdn("www.alpha-box"), "A")?,
+            "NXDOMAIN",
+            &zone,
+            &format!("{tool:?} below a host"),
+        );
         // The reverse zone: an address without a name.
         let reply = reverse(client, GATEWAY, UNNAMED).tool(tool).run()?;
         assert_negative(&reply, "NXDOMAIN", "0.20.10.in-addr.arpa.", &format!("{tool:?} PTR of {UNNAMED}"));
