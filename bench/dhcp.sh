@@ -15,7 +15,7 @@ set -uo pipefail
 # Settings
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OURS_BIN="$ROOT/target/release/proximity-appliance"
+OURS_BIN=${OURS_BIN:-"$ROOT/target/release/proximity-appliance"}   # override to bench another build
 
 LAN_PREFIX=16                          # a big LAN: 65379 addresses in the pool
 NETMASK=255.255.0.0
@@ -41,6 +41,7 @@ MAX_NOISE_RETRIES=8                    # than this is run once more (at most thi
 # sender (measured: lower latency and fewer drops than "-g multi" for every server).
 PERFDHCP_MODE=${PERFDHCP_MODE:--g single}
 
+ARGS="$*"
 QUICK=0; BUILD=1; KEEP_STATE=0; SERVERS="ours,dnsmasq,kea"; MACS=both; RATES=""; SECS=""; WAIT_QUIET=0
 
 usage() {
@@ -108,7 +109,7 @@ fi
 # Preconditions: root, tools. Nothing is installed from here.
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "dhcp.sh: must run as root (it creates network namespaces); try: sudo $0 $*" >&2
+    echo "dhcp.sh: must run as root (it creates network namespaces); try: sudo $0 $ARGS" >&2
     exit 1
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -545,8 +546,8 @@ SEARCH_S=$SECONDS
 log ""
 log "search: ${STEP_SECS}s steps, each with a fresh server and an empty lease store; rates ${LADDER[*]}/s up to"
 log "the first failure, then $BISECTS bisections; a step passes with under ${DROP_LIMIT_PCT}% failed DORA exchanges."
-log "seq = $(mode_name seq) (perfdhcp -u -R $SEQ_CLIENTS -b mac=<base per step>)"
-log "rnd = $(mode_name rnd) (perfdhcp -M <$RND_MACS random MACs>)"
+[[ " ${MODES[*]} " == *" seq "* ]] && log "seq = $(mode_name seq) (perfdhcp -u -R $SEQ_CLIENTS -b mac=<base per step>)"
+[[ " ${MODES[*]} " == *" rnd "* ]] && log "rnd = $(mode_name rnd) (perfdhcp -M <$RND_MACS random MACs>)"
 round=0
 while :; do
     active=()
