@@ -34,6 +34,8 @@ pub struct Metrics {
     pub send_failed: AtomicU64,
     /// Set while the pool is exhausted, so the warning is logged once per episode.
     pub exhausted_now: AtomicBool,
+    /// Set while requests are being shed, so the warning is logged once per episode.
+    pub overloaded_now: AtomicBool,
 }
 
 fn bump(counter: &AtomicU64) {

@@ -109,7 +109,13 @@ impl Server {
                     Ok((len, src)) => {
                         if pending.len() >= MAX_PENDING_COMMITS {
                             self.metrics.overloaded();
+                            if !self.metrics.overloaded_now.swap(true, Ordering::Relaxed) {
+                                warn!(pending = pending.len(), "dhcp overloaded: the disk is slower than requests arrive; dropping requests until it catches up");
+                            }
                             continue;
+                        }
+                        if pending.len() < MAX_PENDING_COMMITS / 2 {
+                            self.metrics.overloaded_now.store(false, Ordering::Relaxed);
                         }
                         let datagram = buf.get(..len).unwrap_or_default();
                         self.handle(datagram, src, &socket, &mut pending).await;
