@@ -49,7 +49,7 @@ usage() {
     cat <<'EOF'
 
 Options:
-  --quick           short run: 3 s runs, one round (about 1 minute instead of 5)
+  --quick           short run: 3 s runs, one round (about 1 minute instead of 6)
   --no-build        use the existing target/release/proximity-appliance
   --cases LIST      auth,fwd (default: both)
   --secs N          length of each dnsperf run (default 10, --quick 3)
