@@ -106,6 +106,15 @@ echo
 echo "The client pings the gateway:"
 ip netns exec "$cl" ping -n -c 1 -W 2 10.20.0.1 | sed -n 's/^/  /; 2p'
 echo
+if command -v dig >/dev/null; then
+    echo "The appliance's DNS knows the client by the host name it sent (dig @10.20.0.1):"
+    ptr=$(ip netns exec "$cl" dig +short +time=2 +tries=1 @10.20.0.1 -x "$new_ip_address" PTR)
+    echo "  $new_ip_address -> ${ptr:-(no name)}"
+    if [ -n "$ptr" ]; then
+        echo "  $ptr -> $(ip netns exec "$cl" dig +short +time=2 +tries=1 @10.20.0.1 "$ptr" A)"
+    fi
+    echo
+fi
 echo "Appliance log:"
 sed 's/^/  /' "$work/appliance.log"
 echo
