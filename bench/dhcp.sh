@@ -10,6 +10,7 @@
 #
 # Usage: sudo bench/dhcp.sh [--quick] [options]      (--help lists them)
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -108,21 +109,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Preconditions: root, tools. Nothing is installed from here.
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "dhcp.sh: must run as root (it creates network namespaces); try: sudo $0 $ARGS" >&2
-    exit 1
-fi
-export PATH="$PATH:/usr/sbin:/sbin"
-missing=()
-for tool in perfdhcp dnsmasq kea-dhcp4 ip taskset nice timeout awk; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "dhcp.sh: missing tools: ${missing[*]}" >&2
-    echo "install them with:" >&2
-    echo "  apt-get install -y kea-admin kea-dhcp4-server dnsmasq-base" >&2
-    exit 2
-fi
+need_root dhcp.sh "$ARGS"
+need_tools dhcp.sh "kea-admin kea-dhcp4-server dnsmasq-base" perfdhcp dnsmasq kea-dhcp4 ip taskset nice timeout awk
 
 declare -A WANT=()
 IFS=, read -r -a _list <<<"$SERVERS"
@@ -135,69 +123,30 @@ for s in ours dnsmasq kea; do [ -n "${WANT[$s]:-}" ] && ORDER+=("$s"); done
 
 # CPU placement: the server on CPU 0, perfdhcp on CPU 1, so the load generator never takes the
 # server's core and every server gets the same single core. One CPU: no pinning.
-if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 0); GEN_CPU=(taskset -c 1); else SRV_CPU=(); GEN_CPU=(); fi
+pin_cpus
 
-OUT="$ROOT/target/bench/dhcp-$(date +%Y%m%d-%H%M%S)"
-RAW="$OUT/raw"; STATE="$OUT/state"
-mkdir -p "$RAW" "$STATE" || exit 1
-cd "$OUT" || exit 1                      # every path below is absolute; strays land here
+results_dir dhcp                         # OUT, RAW, STATE; cd "$OUT"
 TAG="pxd$$"                              # namespaces: pxd<pid>-<server>-{s,c}
-START_S=$SECONDS
 
-log() { printf '%s\n' "$*" | tee -a "$OUT/report.txt"; }
 name() { case "$1" in ours) echo "proximity" ;; dnsmasq) echo "dnsmasq" ;; kea) echo "kea-dhcp4" ;; esac; }
 mode_name() { case "$1" in seq) echo "sequential MACs: every exchange a new client" ;; rnd) echo "random MACs: realistic spread, some clients return" ;; esac; }
 
 # ---------------------------------------------------------------------------------------------
-# Cleanup: every process we started (by PID) and every namespace we created, on any exit.
+# Cleanup (lib.sh): every process we started (by PID) and every namespace we created, on any
+# exit; then the state unless --keep-state, and the run's copy of ours.
 
-declare -A PIDS=()        # pid -> what
-NETNS=()
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    local pid ns
-    for pid in "${!PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for ns in "${NETNS[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
-    done
-    local deadline=$((SECONDS + 5))
-    for pid in "${!PIDS[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    for ns in "${NETNS[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
+cleanup_extra() {
     [ "$KEEP_STATE" = 1 ] || rm -rf "$STATE"
     rm -f "$OUT/proximity-appliance"    # the run's copy of ours (30 MB)
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo; echo "dhcp.sh: interrupted, cleaning up" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Waits for a background pid, interruptibly (a trapped signal makes `wait` return at once).
-wait_pid() { wait "$1" 2>/dev/null; local rc=$?; unset "PIDS[$1]"; return $rc; }
+install_traps dhcp.sh
 
 # ---------------------------------------------------------------------------------------------
 # Namespaces: <tag>-<srv>-s holds the server on veth srv0 (10.20.0.1), <tag>-<srv>-c holds
 # perfdhcp on veth cli0 (10.20.0.2). The pair is created inside the namespaces, so no interface
-# ever appears in the host's namespace.
+# ever appears in the host's namespace (make_lan_pair, lib.sh).
 
-make_pair() {
-    local s="$TAG-$1-s" c="$TAG-$1-c"
-    ip netns add "$s" || return 1; NETNS+=("$s")
-    ip netns add "$c" || return 1; NETNS+=("$c")
-    ip -n "$s" link add srv0 type veth peer name cli0 netns "$c" || return 1
-    ip -n "$s" addr add "$SERVER_ADDR/$LAN_PREFIX" dev srv0 &&
-    ip -n "$c" addr add "$CLIENT_ADDR/$LAN_PREFIX" dev cli0 &&
-    ip -n "$s" link set lo up && ip -n "$c" link set lo up &&
-    ip -n "$s" link set srv0 up && ip -n "$c" link set cli0 up
-}
+make_pair() { make_lan_pair "$1"; }
 
 # ---------------------------------------------------------------------------------------------
 # Servers. start_<srv> DIR LOG starts the server in the background with its state in DIR and
@@ -264,38 +213,13 @@ EOF
 
 # A few DORAs from a MAC no step uses; 0 when at least one ACK came back. (perfdhcp without -r
 # floods, and with -n 1 it stops before sending the REQUEST.)
-probe() {
+ready_probe() {
     timeout 5 ip netns exec "$TAG-$1-c" perfdhcp -4 -r 20 -n 3 -W 300000 -l "$CLIENT_ADDR" \
         -b mac=02:ff:ff:00:00:01 "$SERVER_ADDR" 2>/dev/null |
         awk '/Statistics for: REQUEST-ACK/ { s = 1 } s && /^received packets:/ { ok = $3 > 0 } END { exit !ok }'
 }
-
-# Polls until the server answers a probe, with a deadline; fails if it died or never answered.
-wait_ready() {
-    local srv=$1 pid=$2 deadline=$((SECONDS + READY_LIMIT_S))
-    while [ $SECONDS -lt $deadline ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        probe "$srv" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
-stop_server() {
-    local pid=$1 deadline=$((SECONDS + STOP_LIMIT_S))
-    kill -TERM "$pid" 2>/dev/null
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait_pid "$pid"
-}
-
-# UDP counters of a namespace: "InDatagrams RcvbufErrors" (the kernel's drops when a server does
-# not read its socket fast enough).
-udp_counters() {
-    ip netns exec "$1" cat /proc/net/snmp 2>/dev/null | awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2, $6; exit }'
-}
-
-rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+# (wait_ready, lib.sh, polls it until the server answers; stop_server, udp_counters and rss_kib
+# are there too.)
 
 # ---------------------------------------------------------------------------------------------
 # One step: fresh server (empty lease store), probe, idle RSS, perfdhcp at RATE, RSS after load.
@@ -366,8 +290,7 @@ run_step() {
     stop_server "$pid"
     [ "$KEEP_STATE" = 1 ] || rm -rf "$dir"
     local cpu1 all1 own1; read -r cpu1 all1 <<<"$(machine_cpu)"; times >"$OUT/.times"; own1=$(own_cpu)
-    STEP_OTHERS=$(awk -v b0="$cpu0" -v b1="$cpu1" -v t0="$all0" -v t1="$all1" -v o0="$own0" -v o1="$own1" \
-        'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
+    STEP_OTHERS=$(others_pct "$cpu0" "$cpu1" "$all0" "$all1" "$own0" "$own1")
     local shed=-
     if [ "$srv" = ours ]; then
         shed=$(grep -o 'dhcp_dropped_overload_total=[0-9]*' "$slog" | tail -1 | cut -d= -f2)
@@ -422,20 +345,7 @@ run_step() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Start: machine state, versions, build ours
-
-# CPU used by other processes over one second: builds and tests running beside us skew every figure.
-busy_pct() {
-    local a b
-    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
-    awk -v u=$(( (b[1]+b[2]+b[3]+b[6]+b[7]) - (a[1]+a[2]+a[3]+a[6]+a[7]) )) \
-        -v t=$(( (b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[4]+a[5]+a[6]+a[7]+a[8]) )) \
-        'BEGIN { printf "%.0f", (t > 0) ? 100 * u / t : 0 }'
-}
-# Over the measurements: machine CPU seconds minus those of this script and all it waited for
-# (servers, perfdhcp). `times` must run in this shell (a $(...) subshell has its own account).
-machine_cpu() { head -1 /proc/stat | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", ($2+$3+$4+$7+$8) / hz, ($2+$3+$4+$5+$6+$7+$8+$9) / hz }'; }
-own_cpu() { awk '{ for (i = 1; i <= NF; i++) { split($i, t, /[ms]/); c += t[1] * 60 + t[2] } } END { printf "%.2f", c }' "$OUT/.times"; }
+# Start: machine state, versions, build ours (busy_pct, machine_cpu, own_cpu: lib.sh)
 
 log "DHCP benchmark: perfdhcp against ${ORDER[*]}"
 log "results: $OUT"
@@ -445,11 +355,7 @@ declare -A FAILED=()     # srv -> why it could not be measured
 declare -A FAILED_LOG=() # srv -> the log to show
 if [ -n "${WANT[ours]:-}" ]; then
     if [ "$BUILD" = 1 ]; then
-        log "building: cargo build --release -p proximity-appliance (log: $RAW/build.log)"
-        CARGO=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
-        ( cd "$ROOT" && timeout 1200 "$CARGO" build --release -p proximity-appliance ) >"$RAW/build.log" 2>&1 &
-        bpid=$!; PIDS[$bpid]=cargo
-        if ! wait_pid "$bpid"; then
+        if ! build_ours; then
             FAILED[ours]="cargo build --release -p proximity-appliance failed"; FAILED_LOG[ours]="$RAW/build.log"
         fi
     fi
@@ -484,16 +390,7 @@ for s in "${ORDER[@]}"; do
     make_pair "$s" || { log "cannot create the namespaces for $s"; exit 1; }
 done
 
-BUSY=$(busy_pct)
-if [ "$BUSY" -gt 15 ] && [ "$WAIT_QUIET" -gt 0 ]; then
-    log "waiting up to ${WAIT_QUIET}s for the machine to be quiet (other processes use ${BUSY}% of the CPUs)"
-    quiet_deadline=$((SECONDS + WAIT_QUIET))
-    while [ "$BUSY" -gt 15 ] && [ $SECONDS -lt $quiet_deadline ]; do sleep 4; BUSY=$(busy_pct); done
-fi
-if [ "$BUSY" -gt 15 ]; then
-    log "WARNING: other processes use ${BUSY}% of the CPUs right now: figures will be low and noisy"
-    log "         (top: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{ printf "%s %s%%  ", $2, $1 }'))"
-fi
+wait_quiet
 
 # ---------------------------------------------------------------------------------------------
 # Search. A contestant is a server with a MAC mode. Round robin: each round runs one step of every
@@ -583,14 +480,13 @@ while :; do
     done
 done
 read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN1=$(own_cpu); rm -f "$OUT/.times"
-OTHERS=$(awk -v b0="$M0_BUSY" -v b1="$M1_BUSY" -v t0="$M0_ALL" -v t1="$M1_ALL" -v o0="$OWN0" -v o1="$OWN1" \
-    'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
+OTHERS=$(others_pct "$M0_BUSY" "$M1_BUSY" "$M0_ALL" "$M1_ALL" "$OWN0" "$OWN1")
 
 # ---------------------------------------------------------------------------------------------
 # Report
 
 mib() { awk -v k="$1" 'BEGIN { if (k == "" || k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+# ratio: lib.sh
 
 # best SERVER MODE -> "rate acks failed avg max rss_idle rss_load rss_peak" of its best passing step
 best() {

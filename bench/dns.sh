@@ -14,6 +14,7 @@
 #
 # Usage: sudo bench/dns.sh [--quick] [options]      (--help lists them)
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -108,35 +109,17 @@ SERVERS=(ours dnsmasq)
 # ---------------------------------------------------------------------------------------------
 # Preconditions: root, tools. Nothing is installed from here.
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "dns.sh: must run as root (it creates network namespaces); try: sudo $0 $*" >&2
-    exit 1
-fi
-export PATH="$PATH:/usr/sbin:/sbin"
-missing=()
-for tool in dnsperf dnsmasq dig ip taskset nice timeout awk; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "dns.sh: missing tools: ${missing[*]}" >&2
-    echo "install them with:" >&2
-    echo "  apt-get install -y dnsperf dnsmasq-base dnsutils" >&2
-    exit 2
-fi
+need_root dns.sh "$*"
+need_tools dns.sh "dnsperf dnsmasq-base dnsutils" dnsperf dnsmasq dig ip taskset nice timeout awk
 
 # CPU placement: the server under test on CPU 0, dnsperf (and the idle upstream) on CPU 1, so the
 # load generator never takes the server's core and both servers get the same single core. One
 # CPU: no pinning.
-if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 0); GEN_CPU=(taskset -c 1); else SRV_CPU=(); GEN_CPU=(); fi
+pin_cpus
 
-OUT="$ROOT/target/bench/dns-$(date +%Y%m%d-%H%M%S)"
-RAW="$OUT/raw"; STATE="$OUT/state"
-mkdir -p "$RAW" "$STATE" || exit 1
-cd "$OUT" || exit 1                      # every path below is absolute; strays land here
+results_dir dns                          # OUT, RAW, STATE; cd "$OUT"
 TAG="pxn$$"                              # namespaces: pxn<pid>-<server>-{s,c}, pxn<pid>-up
-START_S=$SECONDS
 
-log() { printf '%s\n' "$*" | tee -a "$OUT/report.txt"; }
 name() { case "$1" in ours) echo "proximity" ;; dnsmasq) echo "dnsmasq" ;; esac; }
 case_name() {
     case "$1" in
@@ -146,40 +129,16 @@ case_name() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Cleanup: every process we started (by PID) and every namespace we created, on any exit.
+# Cleanup (lib.sh): every process we started (by PID) and every namespace we created, on any
+# exit; then our CPU cgroups and the state.
 
-declare -A PIDS=()        # pid -> what
-NETNS=()
 CGROUPS=()                # CPU cgroups we made, removed on exit
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    local pid ns
-    for pid in "${!PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for ns in "${NETNS[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
-    done
-    local deadline=$((SECONDS + 5))
-    for pid in "${!PIDS[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    for ns in "${NETNS[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
+cleanup_extra() {
     for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null; done
     rm -rf "$STATE"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo; echo "dns.sh: interrupted, cleaning up" >&2; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Waits for a background pid, interruptibly (a trapped signal makes `wait` return at once).
-wait_pid() { wait "$1" 2>/dev/null; local rc=$?; unset "PIDS[$1]"; return $rc; }
+install_traps dns.sh
 
 # ---------------------------------------------------------------------------------------------
 # Namespaces. <tag>-up holds the upstream on bridge br0 (10.99.0.1). <tag>-<srv>-s holds the
@@ -196,14 +155,8 @@ make_upstream_ns() {
 }
 
 make_pair() {
-    local srv=$1 wan_addr=$2 s="$TAG-$1-s" c="$TAG-$1-c" u="$TAG-up"
-    ip netns add "$s" || return 1; NETNS+=("$s")
-    ip netns add "$c" || return 1; NETNS+=("$c")
-    ip -n "$s" link add srv0 type veth peer name cli0 netns "$c" || return 1
-    ip -n "$s" addr add "$SERVER_ADDR/$LAN_PREFIX" dev srv0 &&
-    ip -n "$c" addr add "$CLIENT_ADDR/$LAN_PREFIX" dev cli0 &&
-    ip -n "$s" link set lo up && ip -n "$c" link set lo up &&
-    ip -n "$s" link set srv0 up && ip -n "$c" link set cli0 up || return 1
+    local srv=$1 wan_addr=$2 s="$TAG-$1-s" u="$TAG-up"
+    make_lan_pair "$srv" || return 1     # lib.sh: srv0 <-> cli0
     ip -n "$s" link add wan0 type veth peer name "p$srv" netns "$u" || return 1
     ip -n "$s" addr add "$wan_addr/24" dev wan0 && ip -n "$s" link set wan0 up &&
     ip -n "$u" link set "p$srv" master br0 && ip -n "$u" link set "p$srv" up
@@ -335,16 +288,8 @@ ask() {
         awk '/->>HEADER<<-/ { for (i = 1; i <= NF; i++) if ($i == "status:") { s = $(i + 1); sub(",", "", s); print s } }'
 }
 
-# Polls until the server answers a name of its zone, with a deadline.
-wait_ready() {
-    local srv=$1 pid=$2 deadline=$((SECONDS + READY_LIMIT_S))
-    while [ $SECONDS -lt $deadline ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        [ "$(ask "$srv" host001.prox.local)" = NOERROR ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
+# Ready when the server answers a name of its zone (wait_ready, lib.sh, polls this).
+ready_probe() { [ "$(ask "$1" host001.prox.local)" = NOERROR ]; }
 
 # Correctness before speed: an existing name, a missing one and an upstream name, as dig sees them.
 check_answers() {
@@ -354,23 +299,10 @@ check_answers() {
     [ "$a" = NOERROR ] && [ "$b" = NXDOMAIN ] && [ "$c" = NOERROR ]
 }
 
-stop_server() {
-    local pid=$1 deadline=$((SECONDS + STOP_LIMIT_S))
-    kill -TERM "$pid" 2>/dev/null
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait_pid "$pid"
-}
-
-# UDP counters of a namespace: "InDatagrams RcvbufErrors".
-udp_counters() {
-    ip netns exec "$1" cat /proc/net/snmp 2>/dev/null | awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2, $6; exit }'
-}
+# (stop_server, udp_counters and rss_kib: lib.sh)
 
 # CPU ticks (user + system, all threads) a process has used.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------------------------
 # One dnsperf run: run SERVER CASE KIND SECS [QPS] appends a line to runs.tsv and sets RUN_QPS.
@@ -448,17 +380,7 @@ run_dnsperf() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Start: machine state, versions, build ours
-
-busy_pct() {
-    local a b
-    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
-    awk -v u=$(( (b[1]+b[2]+b[3]+b[6]+b[7]) - (a[1]+a[2]+a[3]+a[6]+a[7]) )) \
-        -v t=$(( (b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[4]+a[5]+a[6]+a[7]+a[8]) )) \
-        'BEGIN { printf "%.0f", (t > 0) ? 100 * u / t : 0 }'
-}
-machine_cpu() { head -1 /proc/stat | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", ($2+$3+$4+$7+$8) / hz, ($2+$3+$4+$5+$6+$7+$8+$9) / hz }'; }
-own_cpu() { awk '{ for (i = 1; i <= NF; i++) { split($i, t, /[ms]/); c += t[1] * 60 + t[2] } } END { printf "%.2f", c }' "$OUT/.times"; }
+# Start: machine state, versions, build ours (busy_pct, machine_cpu, own_cpu: lib.sh)
 
 log "DNS benchmark: dnsperf against proximity-appliance and dnsmasq"
 log "results: $OUT"
@@ -466,11 +388,7 @@ log "machine: $(nproc) CPUs, kernel $(uname -r); $(dnsperf -h 2>&1 | awk '/^Vers
 
 declare -A FAILED=()
 if [ "$BUILD" = 1 ]; then
-    log "building: cargo build --release -p proximity-appliance (log: $RAW/build.log)"
-    CARGO=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
-    ( cd "$ROOT" && timeout 1200 "$CARGO" build --release -p proximity-appliance ) >"$RAW/build.log" 2>&1 &
-    bpid=$!; PIDS[$bpid]=cargo
-    wait_pid "$bpid" || FAILED[ours]="cargo build --release -p proximity-appliance failed (log: $RAW/build.log)"
+    build_ours || FAILED[ours]="cargo build --release -p proximity-appliance failed (log: $RAW/build.log)"
 fi
 [ -z "${FAILED[ours]:-}" ] && [ ! -x "$OURS_BIN" ] && FAILED[ours]="no binary at $OURS_BIN"
 
@@ -486,16 +404,7 @@ make_pair ours "$OURS_WAN" || { log "cannot create the namespaces for ours"; exi
 make_pair dnsmasq "$DNSMASQ_WAN" || { log "cannot create the namespaces for dnsmasq"; exit 1; }
 start_upstream; PIDS[$UP_PID]=upstream
 
-BUSY=$(busy_pct)
-if [ "$BUSY" -gt 15 ] && [ "$WAIT_QUIET" -gt 0 ]; then
-    log "waiting up to ${WAIT_QUIET}s for the machine to be quiet (other processes use ${BUSY}% of the CPUs)"
-    quiet_deadline=$((SECONDS + WAIT_QUIET))
-    while [ "$BUSY" -gt 15 ] && [ $SECONDS -lt $quiet_deadline ]; do sleep 4; BUSY=$(busy_pct); done
-fi
-if [ "$BUSY" -gt 15 ]; then
-    log "WARNING: other processes use ${BUSY}% of the CPUs right now: figures will be low and noisy"
-    log "         (top: $(ps -eo pcpu=,comm= --sort=-pcpu | head -3 | awk '{ printf "%s %s%%  ", $2, $1 }'))"
-fi
+wait_quiet
 
 log ""
 log "servers: both on CPU 0 at nice -5, dnsperf on CPU 1 (-c $CLIENTS -T 1 -q $IN_FLIGHT -t $QUERY_TIMEOUT_S), UDP"
@@ -561,13 +470,11 @@ done
 for s in "${LIVE[@]}"; do stop_server "${SRVPID[$s]}"; done
 stop_server "$UP_PID"
 read -r M1_BUSY M1_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN1=$(own_cpu); rm -f "$OUT/.times"
-OTHERS=$(awk -v b0="$M0_BUSY" -v b1="$M1_BUSY" -v t0="$M0_ALL" -v t1="$M1_ALL" -v o0="$OWN0" -v o1="$OWN1" \
-    'BEGIN { t = t1 - t0; x = (t > 0) ? 100 * ((b1 - b0) - (o1 - o0)) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
+OTHERS=$(others_pct "$M0_BUSY" "$M1_BUSY" "$M0_ALL" "$M1_ALL" "$OWN0" "$OWN1")
 
 # ---------------------------------------------------------------------------------------------
 # Report
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { if (k !~ /^[0-9]+$/) print "-"; else printf "%.1f", k / 1024 }'; }
 # pick SERVER CASE KIND [QPS] -> "qps lost_pct avg max rss" of the median max run (or the same-rate run)
 pick() {
