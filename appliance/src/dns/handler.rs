@@ -143,7 +143,7 @@ impl Handler {
         }
         let name: &Name = query.name();
         if let Some(zone) = self.zones.find(name) {
-            let answer = self.zones.answer(zone, name, qtype, view, &self.names.current());
+            let answer = self.zones.answer(zone, name, qtype, view, &self.names.load());
             return Step::Reply(self.reply(&to, view, &answer));
         }
         // Never an open resolver: the WAN gets our zones and nothing else.

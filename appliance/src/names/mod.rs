@@ -33,6 +33,12 @@ impl Names {
         self.current.load_full()
     }
 
+    /// The table in force now, for the length of one lookup: no reference count is touched,
+    /// so concurrent readers do not contend on a shared counter (the DNS hot path).
+    pub fn load(&self) -> arc_swap::Guard<Arc<NameTable>> {
+        self.current.load()
+    }
+
     /// Replaces the table; readers see the new one from their next lookup on.
     pub fn publish(&self, table: NameTable) {
         self.current.store(Arc::new(table));
