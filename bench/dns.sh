@@ -64,6 +64,7 @@ Exit status: 0 done (read the report: a server may have failed), 1 error, 2 tool
 EOF
 }
 
+ARGS="$*" # kept for the root hint: the loop below consumes "$@"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -109,7 +110,7 @@ SERVERS=(ours dnsmasq)
 # ---------------------------------------------------------------------------------------------
 # Preconditions: root, tools. Nothing is installed from here.
 
-need_root dns.sh "$*"
+need_root dns.sh "$ARGS"
 need_tools dns.sh "dnsperf dnsmasq-base dnsutils" dnsperf dnsmasq dig ip taskset nice timeout awk
 
 # CPU placement: the server under test on CPU 0, dnsperf (and the idle upstream) on CPU 1, so the
