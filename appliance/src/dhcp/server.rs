@@ -63,7 +63,7 @@ impl NameFeed {
     /// Whether a committed change can change the names: the lease carries a name, or its
     /// address has one now.
     fn touches(&self, changes: &[Change]) -> bool {
-        let table = self.names.current();
+        let table = self.names.load();
         changes.iter().any(|c| match c {
             Change::PutLease(l) => l.hostname.is_some() || table.name_of(l.ip).is_some(),
             Change::DeleteLease(ip) => table.name_of(*ip).is_some(),
