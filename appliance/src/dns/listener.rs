@@ -3,23 +3,34 @@
 //! logged and forgotten; only a dead socket ends a loop.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use nix::sys::socket::MsgFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::handler::{Handler, Step};
 use super::metrics::bump;
-use super::socket::{self, Local};
+use super::socket::{self, Local, Outgoing, Received};
 use super::wire::Transport;
 use crate::shutdown::Stop;
 
+/// How often a UDP thread blocked in `recvmsg` wakes to see whether the server is stopping.
+pub const UDP_STOP_POLL: Duration = Duration::from_millis(100);
+/// Longest a UDP thread waits for room in the socket's send buffer before dropping a reply.
+pub const UDP_SEND_TIMEOUT: Duration = Duration::from_millis(100);
+/// Most datagrams taken from the socket in one receive call (and answered in one send call).
+pub const UDP_BATCH: usize = 16;
 /// Largest UDP query read. Queries are small (a name is at most 255 bytes); a longer datagram
 /// is cut here and then fails to parse.
 pub const MAX_UDP_QUERY: usize = 4096;
@@ -32,48 +43,73 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// memory), so the loop does not spin while they are short.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Receives on `socket` and answers until `cancel` fires; forwarded queries run in tasks that get
-/// the stop's drain limit to finish.
-pub async fn udp(
+/// Receives on `socket` and answers until `cancel` fires. Runs on a thread of its own, blocked in
+/// `recvmmsg` while there is nothing to read (the socket's receive timeout, [`UDP_STOP_POLL`],
+/// bounds how long a stop waits): no event loop between the kernel and the answer, and under
+/// load one receive and one send call for up to [`UDP_BATCH`] queries. Queries for our zones
+/// and cached names are answered right here; a query that must be forwarded becomes a task on
+/// `runtime`, tracked by `forwards`, which sends its reply itself.
+pub fn udp(
     socket: Arc<UdpSocket>,
     handler: Arc<Handler>,
     cancel: CancellationToken,
-    stop: Stop,
+    runtime: Handle,
+    forwards: TaskTracker,
 ) -> io::Result<()> {
-    let mut forwards: JoinSet<()> = JoinSet::new();
-    let mut buf = vec![0u8; MAX_UDP_QUERY];
-    let mut control = socket::control_buffer();
-    let result = loop {
-        tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
-            received = socket::recv(&socket, &mut buf, &mut control) => match received {
-                Ok((len, src, local)) => {
-                    let message = buf.get(..len).unwrap_or_default();
-                    match handler.handle(message, src, Transport::Udp) {
-                        Step::Reply(reply) => send(&socket, &handler, &reply, src, local).await,
-                        Step::Forward(forwarding) => {
-                            let (socket, handler) = (socket.clone(), handler.clone());
-                            forwards.spawn(async move {
-                                let reply = forwarding.run().await;
-                                send(&socket, &handler, &reply, src, local).await;
-                            });
-                        }
-                        Step::Drop => {}
-                    }
-                }
-                Err(e) if transient(&e) => debug!(error = %e, "dns/udp receive"),
-                Err(e) => break Err(e),
-            },
-            Some(_) = forwards.join_next(), if !forwards.is_empty() => {}
+    let mut bufs = vec![vec![0u8; MAX_UDP_QUERY]; UDP_BATCH];
+    let mut received = Vec::with_capacity(UDP_BATCH);
+    let mut replies = Vec::with_capacity(UDP_BATCH);
+    while !cancel.is_cancelled() {
+        match socket::recv_batch(socket.as_fd(), &mut bufs, &mut received) {
+            Ok(()) => {}
+            // The receive timeout: time to look at `cancel`.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if transient(&e) => {
+                debug!(error = %e, "dns/udp receive");
+                continue;
+            }
+            Err(e) => return Err(e),
         }
-    };
-    drain(&mut forwards, stop.drain_limit(), "forwarded dns queries").await;
-    result
+        for &(i, Received { len, from, local }) in &received {
+            let message = bufs.get(i).and_then(|buf| buf.get(..len)).unwrap_or_default();
+            match handler.handle(message, from, Transport::Udp) {
+                Step::Reply(bytes) => replies.push(Outgoing { bytes, to: from, from: local }),
+                Step::Forward(forwarding) => {
+                    let (socket, handler) = (socket.clone(), handler.clone());
+                    forwards.spawn_on(
+                        async move {
+                            let reply = forwarding.run().await;
+                            // Never wait in a runtime thread: a full buffer drops the reply
+                            // (counted), as it would drop the query.
+                            send(&socket, &handler, &reply, from, local, MsgFlags::MSG_DONTWAIT);
+                        },
+                        &runtime,
+                    );
+                }
+                Step::Drop => {}
+            }
+        }
+        // A full send buffer holds this thread for at most the send timeout per reply.
+        let (failed, error) = socket::send_batch(socket.as_fd(), &replies);
+        replies.clear();
+        if failed > 0 {
+            handler.metrics().send_failed.fetch_add(failed as u64, Ordering::Relaxed);
+            debug!(failed, error = ?error, "dns/udp replies not sent");
+        }
+    }
+    Ok(())
 }
 
-/// Sends a reply from the address its query was sent to.
-async fn send(socket: &UdpSocket, handler: &Handler, reply: &[u8], to: SocketAddr, from: Option<Local>) {
-    if let Err(e) = socket::send(socket, reply, to, from).await {
+/// Sends one reply from the address its query was sent to.
+fn send(
+    socket: &UdpSocket,
+    handler: &Handler,
+    reply: &[u8],
+    to: SocketAddr,
+    from: Option<Local>,
+    flags: MsgFlags,
+) {
+    if let Err(e) = socket::send(socket.as_fd(), reply, to, from, flags) {
         bump(&handler.metrics().send_failed);
         debug!(%to, error = %e, "dns/udp send failed");
     }

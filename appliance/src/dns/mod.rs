@@ -13,8 +13,12 @@
 //! - [`metrics`]: counters of replies by view and code, drops, forwarding.
 //!
 //! The socket loops are ours rather than `hickory_server::Server`'s: that server logs every
-//! query at INFO, has no cap on TCP connections, and spawns a task per datagram; ours answers
-//! local names inline, caps connections and in-flight forwards, and counts what it drops.
+//! query at INFO, has no cap on TCP connections, and spawns a task per datagram. Ours serves UDP
+//! from one thread per core blocked in `recvmmsg` on the shared socket, answering local and
+//! cached names in place and replying to a whole batch with one `sendmmsg` (only forwarding
+//! goes to the async runtime); it caps TCP connections and in-flight forwards, and counts what
+//! it drops. Measured against dnsmasq in `bench/dns.sh`: that design took the CPU per query from
+//! about 1.1x dnsmasq's (a tokio task per socket) to about 0.8x.
 
 pub mod forward;
 pub mod handler;
@@ -29,8 +33,11 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info};
 
 pub use handler::{Handler, SetupError, Step};
 pub use metrics::Metrics;
@@ -39,7 +46,17 @@ pub use wire::Transport;
 
 use crate::shutdown::Stop;
 
-/// Most receive workers per UDP socket; they share the socket, so queries are answered on
+/// `socket` as the UDP threads use it: blocking, with timeouts so they can see a stop and never
+/// wait long for room to send.
+fn blocking(socket: UdpSocket) -> io::Result<std::net::UdpSocket> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(listener::UDP_STOP_POLL))?;
+    socket.set_write_timeout(Some(listener::UDP_SEND_TIMEOUT))?;
+    Ok(socket)
+}
+
+/// Most receive threads per UDP socket; they share the socket, so queries are answered on
 /// every core.
 const MAX_UDP_WORKERS: usize = 4;
 
@@ -55,11 +72,25 @@ pub async fn serve(
     // Cancelled by the stop, or by us when a socket dies.
     let cancel = stop.token().child_token();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_UDP_WORKERS);
+    let forwards = TaskTracker::new();
     let mut loops: JoinSet<io::Result<()>> = JoinSet::new();
     for socket in udp {
-        let socket = Arc::new(socket);
-        for _ in 0..workers {
-            loops.spawn(listener::udp(socket.clone(), handler.clone(), cancel.clone(), stop.clone()));
+        let socket = Arc::new(blocking(socket)?);
+        for n in 0..workers {
+            let (done, finished) = oneshot::channel();
+            let (socket, handler, token) = (socket.clone(), handler.clone(), cancel.clone());
+            let (runtime, forwards) = (Handle::current(), forwards.clone());
+            let spawned = std::thread::Builder::new().name(format!("dns-udp-{n}")).spawn(move || {
+                let _ = done.send(listener::udp(socket, handler, token, runtime, forwards));
+            });
+            if let Err(e) = spawned {
+                // The threads already running stop with the token.
+                cancel.cancel();
+                return Err(e);
+            }
+            loops.spawn(async move {
+                finished.await.unwrap_or_else(|_| Err(io::Error::other("a dns/udp thread panicked")))
+            });
         }
     }
     for tcp in tcp {
@@ -77,6 +108,10 @@ pub async fn serve(
         if result.is_ok() {
             result = Err(failure);
         }
+    }
+    forwards.close();
+    if tokio::time::timeout(stop.drain_limit(), forwards.wait()).await.is_err() {
+        debug!(abandoned = forwards.len(), "stopping with forwarded dns queries in flight");
     }
     let counters: Vec<String> = handler
         .metrics()
