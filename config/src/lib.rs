@@ -17,7 +17,8 @@ pub mod validate;
 pub use raw::RawConfig;
 pub use types::{Ipv4Range, MacAddr};
 pub use validate::{
-    Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, Reservation, StateConfig,
+    AdminConfig, Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, ProxyConfig,
+    Reservation, StateConfig,
 };
 
 /// The example configuration shipped in the repository, every key documented.

@@ -12,6 +12,8 @@ pub struct RawConfig {
     pub lan: RawLan,
     pub dhcp: RawDhcp,
     pub dns: RawDns,
+    pub proxy: RawProxy,
+    pub admin: RawAdmin,
     pub state: RawState,
 }
 
@@ -108,6 +110,67 @@ impl Default for RawDns {
             upstream_timeout: "2s".into(),
             cache_size: 4096,
         }
+    }
+}
+
+/// `[proxy]`: the reverse proxy that serves apps by name (`http://web.prox.local/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProxy {
+    pub enabled: bool,
+    /// Plain HTTP listeners (`ip:port`); empty turns plain HTTP off.
+    pub http_listen: Vec<String>,
+    /// TLS listeners, with certificates from the appliance's CA; empty turns HTTPS off.
+    pub https_listen: Vec<String>,
+    /// Most client connections open at once; beyond it new ones wait in the kernel backlog, so a
+    /// flood of clients cannot exhaust memory or file descriptors.
+    pub max_connections: u32,
+    /// How long a client has to send a request's headers; closes slowloris connections.
+    pub header_read_timeout: String,
+    /// How long an idle keep-alive client connection is kept open.
+    pub idle_timeout: String,
+    /// How long to wait for a backend to accept a connection before answering 502.
+    pub connect_timeout: String,
+    /// How long to wait for a backend's response headers before answering 504.
+    pub response_timeout: String,
+    /// Largest request header block accepted; larger ones get 431.
+    pub max_header_bytes: u32,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            enabled: true,
+            http_listen: vec!["0.0.0.0:80".into()],
+            https_listen: vec!["0.0.0.0:443".into()],
+            max_connections: 4096,
+            header_read_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            connect_timeout: "5s".into(),
+            response_timeout: "60s".into(),
+            max_header_bytes: 65536,
+        }
+    }
+}
+
+/// `[admin]`: the admin API (apps, leases, reservations) and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub enabled: bool,
+    /// Addresses the API listens on (`ip:port`).
+    pub listen: Vec<String>,
+    /// File holding the bearer token clients must send. Absent: `admin.token` in `state.dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// Serve the API over TLS with the appliance's CA. `false` is for debugging only: the token
+    /// would cross the network in clear text.
+    pub tls: bool,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin { enabled: true, listen: vec!["0.0.0.0:9090".into()], token_file: None, tls: true }
     }
 }
 
