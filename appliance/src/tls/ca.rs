@@ -302,3 +302,194 @@ pub(super) fn is_under(name: &str, domain: &str) -> bool {
 fn invalid(path: &Path, reason: String) -> TlsError {
     TlsError::CaFileInvalid { path: PathBuf::from(path), reason }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const DOMAIN: &str = "prox.local";
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn created_once_then_reloaded_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let on_disk = fs::read_to_string(dir.path().join(CA_CERT_FILE)).unwrap();
+        let key_on_disk = fs::read(dir.path().join(CA_KEY_FILE)).unwrap();
+        assert_eq!(created.certificate_pem(), on_disk);
+        assert!(on_disk.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(String::from_utf8_lossy(&key_on_disk).starts_with("-----BEGIN PRIVATE KEY-----"));
+        // Nothing else is left behind (no temporary files).
+        assert_eq!(file_names(dir.path()), [CA_CERT_FILE, CA_KEY_FILE]);
+
+        let loaded = Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        assert_eq!(loaded.certificate_pem(), created.certificate_pem());
+        assert_eq!(loaded.certificate_der(), created.certificate_der());
+        assert_eq!(fs::read(dir.path().join(CA_KEY_FILE)).unwrap(), key_on_disk);
+        // The reloaded CA signs leaves that chain to the same certificate.
+        let leaf = loaded.issue(&["app.prox.local".into()], &[]).unwrap();
+        assert_eq!(&leaf.cert[1], created.certificate_der());
+    }
+
+    #[test]
+    fn key_is_private_and_certificate_public() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        assert_eq!(mode(&dir.path().join(CA_KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.path().join(CA_CERT_FILE)), 0o644);
+    }
+
+    #[test]
+    fn missing_key_is_an_error_and_the_certificate_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let cert_path = dir.path().join(CA_CERT_FILE);
+        let cert = fs::read(&cert_path).unwrap();
+        fs::remove_file(dir.path().join(CA_KEY_FILE)).unwrap();
+
+        let err = Ca::load_or_create(dir.path(), DOMAIN).unwrap_err();
+        assert!(matches!(err, TlsError::CaKeyMissing { .. }), "{err}");
+        assert!(err.to_string().contains(&*dir.path().join(CA_KEY_FILE).to_string_lossy()), "{err}");
+        assert_eq!(fs::read(&cert_path).unwrap(), cert);
+        assert_eq!(file_names(dir.path()), [CA_CERT_FILE]);
+    }
+
+    #[test]
+    fn missing_certificate_is_an_error_and_the_key_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let key_path = dir.path().join(CA_KEY_FILE);
+        let key = fs::read(&key_path).unwrap();
+        fs::remove_file(dir.path().join(CA_CERT_FILE)).unwrap();
+
+        let err = Ca::load_or_create(dir.path(), DOMAIN).unwrap_err();
+        assert!(matches!(err, TlsError::CaCertMissing { .. }), "{err}");
+        assert!(err.to_string().contains("ca.crt is missing"), "{err}");
+        assert_eq!(fs::read(&key_path).unwrap(), key);
+        assert_eq!(mode(&key_path), 0o600);
+        assert_eq!(file_names(dir.path()), [CA_KEY_FILE]);
+    }
+
+    #[test]
+    fn corrupt_certificate_is_an_error_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let cert_path = dir.path().join(CA_CERT_FILE);
+        let key = fs::read(dir.path().join(CA_KEY_FILE)).unwrap();
+        for corrupt in
+            [&b"not a certificate\n"[..], b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]
+        {
+            fs::write(&cert_path, corrupt).unwrap();
+            let err = Ca::load_or_create(dir.path(), DOMAIN).unwrap_err();
+            assert!(matches!(&err, TlsError::CaFileInvalid { path, .. } if *path == cert_path), "{err}");
+            assert_eq!(fs::read(&cert_path).unwrap(), corrupt);
+            assert_eq!(fs::read(dir.path().join(CA_KEY_FILE)).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn corrupt_key_is_an_error_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let key_path = dir.path().join(CA_KEY_FILE);
+        fs::write(&key_path, b"\xff\xfe binary junk").unwrap();
+        let err = Ca::load_or_create(dir.path(), DOMAIN).unwrap_err();
+        assert!(matches!(&err, TlsError::CaFileInvalid { path, .. } if *path == key_path), "{err}");
+        assert_eq!(fs::read(&key_path).unwrap(), b"\xff\xfe binary junk");
+    }
+
+    #[test]
+    fn key_of_another_ca_is_a_mismatch() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        Ca::load_or_create(one.path(), DOMAIN).unwrap();
+        Ca::load_or_create(two.path(), DOMAIN).unwrap();
+        let key_path = one.path().join(CA_KEY_FILE);
+        let other_key = fs::read(two.path().join(CA_KEY_FILE)).unwrap();
+        fs::remove_file(&key_path).unwrap();
+        fs::write(&key_path, &other_key).unwrap();
+        let cert = fs::read(one.path().join(CA_CERT_FILE)).unwrap();
+
+        let err = Ca::load_or_create(one.path(), DOMAIN).unwrap_err();
+        assert!(matches!(err, TlsError::CaKeyMismatch { .. }), "{err}");
+        assert_eq!(fs::read(one.path().join(CA_CERT_FILE)).unwrap(), cert);
+        assert_eq!(fs::read(&key_path).unwrap(), other_key);
+    }
+
+    #[test]
+    fn a_ca_made_for_another_domain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let err = Ca::load_or_create(dir.path(), "lab.example").unwrap_err();
+        assert!(matches!(err, TlsError::CaWrongDomain { .. }), "{err}");
+        // The same domain in another case is the same domain.
+        Ca::load_or_create(dir.path(), "Prox.Local").unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let err = Ca::load_or_create(&missing, DOMAIN).unwrap_err();
+        assert!(matches!(err, TlsError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("absent"), "{err}");
+    }
+
+    #[test]
+    fn issue_refuses_names_it_cannot_vouch_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let outside = ca.issue(&["evil.example.com".into()], &[]).unwrap_err();
+        assert!(matches!(outside, TlsError::OutsideDomain { .. }), "{outside}");
+        // A suffix that is not a label boundary is outside too.
+        let lookalike = ca.issue(&["notprox.local".into()], &[]).unwrap_err();
+        assert!(matches!(lookalike, TlsError::OutsideDomain { .. }), "{lookalike}");
+        for bad in ["*.prox.local", "a b.prox.local", "app.prox.local.", ""] {
+            let err = ca.issue(&[bad.into()], &[]).unwrap_err();
+            assert!(matches!(err, TlsError::InvalidName(_)), "{bad}: {err}");
+        }
+        assert!(matches!(ca.issue(&[], &[]), Err(TlsError::NoNames)));
+        assert!(matches!(Ca::load_or_create(dir.path(), "10.0.0.1"), Err(TlsError::InvalidDomain(_))));
+    }
+
+    #[test]
+    fn leaf_chain_is_leaf_then_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::load_or_create(dir.path(), DOMAIN).unwrap();
+        let ip: IpAddr = "10.20.0.1".parse().unwrap();
+        let leaf = ca.issue(&["App.Prox.Local".into(), DOMAIN.into()], &[ip]).unwrap();
+        assert_eq!(leaf.cert.len(), 2);
+        assert_eq!(&leaf.cert[1], ca.certificate_der());
+        leaf.keys_match().unwrap();
+        let end_entity = ParsedCertificate::try_from(&leaf.cert[0]).unwrap();
+        assert_ne!(
+            end_entity.subject_public_key_info(),
+            ParsedCertificate::try_from(&leaf.cert[1]).unwrap().subject_public_key_info()
+        );
+    }
+
+    #[test]
+    fn names_under_the_domain() {
+        assert!(is_under("prox.local", "prox.local"));
+        assert!(is_under("a.b.prox.local", "prox.local"));
+        assert!(!is_under("aprox.local", "prox.local"));
+        assert!(!is_under("local", "prox.local"));
+        assert_eq!(normalise_name("APP.Prox.local").as_deref(), Some("app.prox.local"));
+        assert_eq!(normalise_name("10.0.0.1"), None);
+    }
+}
