@@ -256,7 +256,8 @@ mod tests {
     #[test]
     fn other_families_and_ports_do_not_collide() {
         let c = from_toml_str(
-            "[proxy]\nhttp_listen = [\"0.0.0.0:80\", \"[::]:80\"]\nhttps_listen = [\"10.20.0.1:443\", \"192.0.2.1:443\"]\n",
+            "[proxy]\nhttp_listen = [\"0.0.0.0:80\", \"[::]:80\"]\n\
+             https_listen = [\"10.20.0.1:443\", \"192.0.2.1:443\"]\n",
         )
         .expect("valid");
         assert_eq!(c.proxy.http_listen.len(), 2);
