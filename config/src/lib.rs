@@ -6,10 +6,13 @@
 //! - [`validate`]: turns a [`raw::RawConfig`] into a [`Config`] that cannot be invalid, reporting every
 //!   problem at once with its field path.
 //! - [`types`]: small value types shared by both sides (MAC addresses, address ranges, DNS labels).
+//! - [`api`]: the admin API's JSON (apps, leases, reservations, DNS records, errors): request
+//!   types validated like the file, and the views the API answers with.
 //!
 //! Parsing is pure: nothing here touches the network, the file system or the environment, so a
 //! config can be checked offline (`proximity-appliance --validate`, the provisioner).
 
+pub mod api;
 pub mod raw;
 pub mod types;
 pub mod validate;
