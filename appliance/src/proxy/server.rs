@@ -1,0 +1,210 @@
+//! The client side: accept loops (one per listening socket, one connection cap for all), TLS
+//! handshakes, and each connection's HTTP/1.1 or HTTP/2 service with its timeouts and its
+//! graceful close when the server stops.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::Limits;
+use super::activity::{Activity, Tracked, Verdict};
+use super::handler::{Client, Proxy};
+
+/// Pause after an accept error that says the process is out of resources (descriptors,
+/// memory), so the loop does not spin while they are short.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// hyper's smallest read buffer; `Limits::max_header_bytes` below it is raised to it.
+const MIN_HEADER_BUFFER: usize = 8192;
+
+/// Everything the accept loops and connections share.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub proxy: Arc<Proxy>,
+    pub limits: Limits,
+    builder: auto::Builder<TokioExecutor>,
+    /// One permit per open client connection (held by its [`Activity`]).
+    slots: Arc<Semaphore>,
+    pub connections: TaskTracker,
+    /// Stop accepting; connections finish their requests and close.
+    pub stop: CancellationToken,
+    /// The drain time is over: connections still open are dropped.
+    pub cut: CancellationToken,
+}
+
+impl Server {
+    pub(crate) fn new(proxy: Arc<Proxy>, limits: Limits, stop: CancellationToken) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            // Our own head and idle timers (see `activity`): hyper's would close idle keep-alive.
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BUFFER));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        Server {
+            proxy,
+            limits,
+            builder,
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            connections: TaskTracker::new(),
+            stop,
+            cut: CancellationToken::new(),
+        }
+    }
+
+    /// Accepts on `listener` until the stop, a connection slot at a time. Errors only when the
+    /// socket is dead.
+    pub(crate) async fn listen(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<()> {
+        loop {
+            // Wait for a slot before accepting: past the cap, clients wait in the backlog.
+            let slot = tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return Ok(()),
+                },
+            };
+            let accepted = tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let (server, tls) = (self.clone(), tls.clone());
+                    self.connections.spawn(async move { server.connection(stream, peer, tls, slot).await });
+                }
+                Err(e) if out_of_resources(&e) => {
+                    warn!(error = %e, "proxy accept: out of resources; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+                Err(e) if transient(&e) => debug!(error = %e, "proxy accept"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<TlsAcceptor>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let activity = Activity::new(slot, self.proxy.metrics.clone());
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "proxy: set_nodelay");
+        }
+        let Some(acceptor) = tls else {
+            return self.serve(stream, peer, false, activity).await;
+        };
+        let handshake = tokio::select! {
+            () = self.stop.cancelled() => return,
+            handshake = tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)) => handshake,
+        };
+        match handshake {
+            Ok(Ok(stream)) => {
+                // The head timer counts from the end of the handshake, which had its own limit.
+                activity.restart_head();
+                self.serve(stream, peer, true, activity).await;
+            }
+            Ok(Err(e)) => {
+                self.proxy.metrics.tls_failed();
+                debug!(%peer, error = %e, "tls handshake failed");
+            }
+            Err(_) => {
+                self.proxy.metrics.tls_failed();
+                debug!(%peer, "tls handshake timed out");
+            }
+        }
+    }
+
+    /// Serves HTTP on one client connection until it closes, idles out, is too slow sending a
+    /// head, or the server stops (gracefully: requests in flight finish).
+    async fn serve<S>(&self, stream: S, peer: SocketAddr, https: bool, activity: Arc<Activity>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+        let client = Arc::new(Client { peer, https, activity: activity.clone() });
+        let proxy = self.proxy.clone();
+        let service = service_fn(move |request| {
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(&client, request).await) }
+        });
+        let conn = self.builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            let wait = if closing {
+                // Only the end of the connection or the cut matter now.
+                Duration::MAX
+            } else {
+                match activity.verdict(&self.limits) {
+                    Verdict::Wait(wait) => wait,
+                    Verdict::Idle => {
+                        debug!(%peer, "client connection idle; closing");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        continue;
+                    }
+                    Verdict::SlowHead => {
+                        activity.metrics().header_timeout();
+                        debug!(%peer, "client too slow sending a request head; dropping");
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        debug!(%peer, error = %e, "client connection ended with an error");
+                    }
+                    return;
+                }
+                () = self.cut.cancelled() => {
+                    debug!(%peer, "client connection cut: stopping");
+                    return;
+                }
+                () = self.stop.cancelled(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = tokio::time::sleep(wait), if !closing => {}
+            }
+        }
+    }
+}
+
+/// Errors after which the listening socket still works.
+fn transient(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | Interrupted | WouldBlock | TimedOut
+    ) || out_of_resources(e)
+}
+
+fn out_of_resources(e: &io::Error) -> bool {
+    use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
+}
