@@ -1,18 +1,22 @@
-//! The on-disk schema: table definitions, the schema version, and how a lease becomes a
-//! key and value bytes (and back).
+//! The on-disk schema: table definitions, the schema version (and the migration from older
+//! ones), and how a lease or an app becomes key and value bytes (and back).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use proximity_config::api::App;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use tracing::info;
 
 use super::error::StoreError;
 use super::lease::Lease;
 use super::store::Change;
 
 /// The schema this build writes. Bump it when a table or an encoding changes incompatibly, and
-/// teach [`check_schema`] to migrate the older versions it still reads.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// teach [`check_schema`] and [`migrate`] the older versions it still reads.
+/// - 1: `meta`, `leases`.
+/// - 2: adds `apps`.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// Small facts about the file itself; its presence is how we know the file is ours.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -23,12 +27,18 @@ pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// decode from old records without a migration.
 pub(crate) const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("leases");
 
+/// Apps keyed by name (a lower-case DNS label); values are the JSON of [`App`], the same shape
+/// the admin API takes and gives.
+pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+
 /// A change ready for the writer thread: encoded by the caller, so a record that cannot be
 /// encoded fails only its own commit and the writer does nothing but I/O.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Put { key: u32, value: Vec<u8> },
-    Delete { key: u32 },
+    PutLease { key: u32, value: Vec<u8> },
+    DeleteLease { key: u32 },
+    PutApp { name: String, value: Vec<u8> },
+    DeleteApp { name: String },
 }
 
 pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
@@ -36,11 +46,32 @@ pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
         .into_iter()
         .map(|change| match change {
             Change::PutLease(lease) => serde_json::to_vec(&lease)
-                .map(|value| Op::Put { key: u32::from(lease.ip), value })
+                .map(|value| Op::PutLease { key: u32::from(lease.ip), value })
                 .map_err(|source| StoreError::EncodeLease { ip: lease.ip, source }),
-            Change::DeleteLease(ip) => Ok(Op::Delete { key: u32::from(ip) }),
+            Change::DeleteLease(ip) => Ok(Op::DeleteLease { key: u32::from(ip) }),
+            Change::PutApp(app) => serde_json::to_vec(&app)
+                .map(|value| Op::PutApp { name: app.name.clone(), value })
+                .map_err(|source| StoreError::EncodeApp { name: app.name.clone(), source }),
+            Change::DeleteApp(name) => Ok(Op::DeleteApp { name }),
         })
         .collect()
+}
+
+/// Decodes one stored app; like leases, the key is the authority on which app it is.
+pub(crate) fn decode_app(path: &Path, key: &str, value: &[u8]) -> Result<App, StoreError> {
+    let app: App = serde_json::from_slice(value).map_err(|source| StoreError::DecodeApp {
+        path: path.to_owned(),
+        name: key.to_owned(),
+        source,
+    })?;
+    if app.name != key {
+        return Err(StoreError::AppKeyMismatch {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            recorded: app.name,
+        });
+    }
+    Ok(app)
 }
 
 /// Decodes one stored record. The key is the authority on which address a record is for: a
@@ -65,14 +96,60 @@ pub(crate) fn init_schema(db: &Database) -> Result<(), redb::Error> {
         let mut meta = txn.open_table(META)?;
         meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
         txn.open_table(LEASES)?;
+        txn.open_table(APPS)?;
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Brings a store written by an older build up to [`SCHEMA_VERSION`] in one transaction (so a
+/// crash leaves it at the old version or the new, never between). Only adds: an older build
+/// then refuses the file (its version is newer) rather than misreading it.
+pub(crate) fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let found = schema_version(db, path)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let write_err = |source: redb::Error| StoreError::Migrate { path: path.to_owned(), found, source };
+    let txn = db.begin_write().map_err(|e| write_err(e.into()))?;
+    {
+        // 1 -> 2: the apps table.
+        txn.open_table(APPS).map_err(|e| write_err(e.into()))?;
+        let mut meta = txn.open_table(META).map_err(|e| write_err(e.into()))?;
+        meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).map_err(|e| write_err(e.into()))?;
+    }
+    txn.commit().map_err(|e| write_err(e.into()))?;
+    info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "state store schema upgraded");
     Ok(())
 }
 
 /// Refuses a file that is a redb database but not one of ours, or one written by a newer
 /// build: reading it with this build's assumptions could misread or, worse, rewrite it.
 pub(crate) fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let read_err = |source: redb::Error| StoreError::Read { path: path.to_owned(), source };
+    let foreign = |reason: String| StoreError::Foreign { path: path.to_owned(), reason };
+    let found = schema_version(db, path)?;
+    if !(OLDEST_READABLE_SCHEMA..=SCHEMA_VERSION).contains(&found) {
+        return Err(StoreError::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION });
+    }
+    let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
+    let tables = txn.open_table(LEASES).map(drop).and_then(|()| {
+        // Version 1 has no apps table; `migrate` adds it.
+        if found >= 2 { txn.open_table(APPS).map(drop) } else { Ok(()) }
+    });
+    match tables {
+        Ok(()) => Ok(()),
+        Err(TableError::TableDoesNotExist(name)) => Err(foreign(format!("it has no `{name}` table"))),
+        Err(e @ TableError::TableTypeMismatch { .. }) => Err(foreign(e.to_string())),
+        Err(e) => Err(read_err(e.into())),
+    }
+}
+
+/// The oldest schema this build opens (and migrates).
+const OLDEST_READABLE_SCHEMA: u64 = 1;
+
+/// The `schema_version` recorded in `meta`.
+fn schema_version(db: &Database, path: &Path) -> Result<u64, StoreError> {
     let read_err = |source: redb::Error| StoreError::Read { path: path.to_owned(), source };
     let foreign = |reason: String| StoreError::Foreign { path: path.to_owned(), reason };
     let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
@@ -87,15 +164,20 @@ pub(crate) fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError>
         .map_err(|e| read_err(e.into()))?
         .map(|guard| guard.value())
         .ok_or_else(|| foreign(format!("its `meta` table has no `{SCHEMA_VERSION_KEY}`")))?;
-    if found != SCHEMA_VERSION {
-        return Err(StoreError::SchemaVersion { path: path.to_owned(), found, supported: SCHEMA_VERSION });
+    Ok(found)
+}
+
+/// Every app in name order; the first record that does not decode fails the whole read.
+pub(crate) fn read_apps(db: &Database, path: &Path) -> Result<Vec<App>, StoreError> {
+    let read_err = |source: redb::Error| StoreError::Read { path: path.to_owned(), source };
+    let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
+    let table = txn.open_table(APPS).map_err(|e| read_err(e.into()))?;
+    let mut apps = Vec::new();
+    for entry in table.iter().map_err(|e| read_err(e.into()))? {
+        let (key, value) = entry.map_err(|e| read_err(e.into()))?;
+        apps.push(decode_app(path, key.value(), value.value())?);
     }
-    match txn.open_table(LEASES) {
-        Ok(_) => Ok(()),
-        Err(TableError::TableDoesNotExist(_)) => Err(foreign("it has no `leases` table".into())),
-        Err(e @ TableError::TableTypeMismatch { .. }) => Err(foreign(e.to_string())),
-        Err(e) => Err(read_err(e.into())),
-    }
+    Ok(apps)
 }
 
 /// Every lease in address order; the first record that does not decode fails the whole read.

@@ -49,6 +49,18 @@ pub enum StoreError {
     #[error("state store {}: the record stored under {key} is a lease of {recorded}", .path.display())]
     LeaseKeyMismatch { path: PathBuf, key: Ipv4Addr, recorded: Ipv4Addr },
 
+    #[error("state store {}: the app record stored under {name:?} cannot be decoded", .path.display())]
+    DecodeApp { path: PathBuf, name: String, source: serde_json::Error },
+
+    #[error("state store {}: the record stored under app {key:?} is app {recorded:?}", .path.display())]
+    AppKeyMismatch { path: PathBuf, key: String, recorded: String },
+
+    #[error("cannot encode app {name:?}")]
+    EncodeApp { name: String, source: serde_json::Error },
+
+    #[error("cannot upgrade state store {} from schema version {found}", .path.display())]
+    Migrate { path: PathBuf, found: u64, source: redb::Error },
+
     #[error("cannot encode the lease of {ip}")]
     EncodeLease { ip: Ipv4Addr, source: serde_json::Error },
 

@@ -78,6 +78,7 @@ pub(crate) fn open(path: &Path) -> Result<Database, StoreError> {
         .open(path)
         .map_err(|e| open_error(path, e))?;
     codec::check_schema(&db, path)?;
+    codec::migrate(&db, path)?;
     Ok(db)
 }
 

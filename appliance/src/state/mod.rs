@@ -1,17 +1,19 @@
-//! The one durable store of the appliance: every lease (and later every app, reservation and
-//! name) is committed here, fsync'd, before anything is acknowledged or published.
+//! The one durable store of the appliance: every lease and every app is committed here,
+//! fsync'd, before anything is acknowledged or published.
 //!
 //! # Layout
 //! - [`lease`]: the lease record, `LeaseState`, `UnixTime`.
-//! - `store`: [`Store`], the cloneable handle: `open`, `leases`, `commit`, `close`; [`Change`].
+//! - `store`: [`Store`], the cloneable handle: `open`, `leases`, `apps`, `commit`, `submit`,
+//!   `close`; [`Change`].
 //! - `writer`: the single writer thread that group-commits queued changes (one transaction and
 //!   one fsync per batch) and reopens the file after a failed commit.
 //! - `file`: creating the file atomically and opening it only when intact.
-//! - `codec`: the tables, the schema version, and the lease encoding (JSON keyed by address).
+//! - `codec`: the tables, the schema version and its migrations, and the record encodings (JSON).
 //! - `error`: [`StoreError`].
 //!
 //! The file is `<state dir>/proximity.redb` (redb). Tables: `meta` (`&str -> u64`, holds
-//! `schema_version`) and `leases` (`u32` address -> JSON of [`Lease`]).
+//! `schema_version`, now 2), `leases` (`u32` address -> JSON of [`Lease`]) and `apps` (name ->
+//! JSON of `proximity_config::api::App`). A version-1 file (no `apps`) is upgraded on open.
 
 mod codec;
 mod error;

@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use proximity_config::api::App;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 use tracing::{error, info};
 
@@ -20,11 +21,13 @@ use super::writer::{MAX_BATCH_REQUESTS, Opener, Request, Shared, Writer};
 /// a slot, so a flood of requests under a stalled disk holds bounded memory.
 pub(crate) const MAX_QUEUED_REQUESTS: usize = 4 * MAX_BATCH_REQUESTS;
 
-/// One mutation. Leases are keyed by ip: Put replaces the record of that ip.
+/// One mutation. Leases are keyed by ip: Put replaces the record of that ip; apps by name.
 #[derive(Debug, Clone)]
 pub enum Change {
     PutLease(Lease),
     DeleteLease(Ipv4Addr),
+    PutApp(App),
+    DeleteApp(String),
 }
 
 /// The durable store. Cheap to clone; every clone talks to the same writer thread, which the
@@ -86,6 +89,13 @@ impl Store {
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         let db = self.inner.shared.database()?;
         codec::read_leases(&db, self.path())
+    }
+
+    /// Every app in the store, in name order. A record that does not decode fails the read,
+    /// naming it.
+    pub fn apps(&self) -> Result<Vec<App>, StoreError> {
+        let db = self.inner.shared.database()?;
+        codec::read_apps(&db, self.path())
     }
 
     /// Applies the changes in one transaction and returns once they are durable on disk.

@@ -17,6 +17,7 @@ use redb::{BackendError, Builder, Database, StorageBackend, TableDefinition};
 use super::codec::{self, LEASES, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 use super::file::FILE_NAME;
 use super::{Change, Lease, LeaseState, Store, StoreError};
+use redb::ReadableDatabase;
 
 fn lease(ip: Ipv4Addr, tag: u64) -> Lease {
     let [_, _, c, d] = ip.octets();
@@ -435,4 +436,74 @@ fn failed_commit_fails_its_whole_batch_and_the_store_recovers() {
 fn store_is_shareable_across_tasks() {
     fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
     assert_send_sync_clone::<Store>();
+}
+
+fn app(name: &str, port: u16) -> proximity_config::api::App {
+    proximity_config::api::App {
+        name: name.into(),
+        backend: proximity_config::api::Backend::Ip(ip(7)),
+        port,
+        health_check: None,
+    }
+}
+
+#[test]
+fn apps_are_kept_across_reopen_in_name_order_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let changes = vec![Change::PutApp(app("web", 80)), Change::PutApp(app("api", 8080))];
+        rt.block_on(store.commit(changes)).unwrap();
+        rt.block_on(store.commit(vec![Change::PutApp(app("web", 8000)), Change::PutLease(lease(ip(9), 1))]))
+            .unwrap();
+        store.close();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.apps().unwrap(), vec![app("api", 8080), app("web", 8000)]);
+    rt.block_on(store.commit(vec![Change::DeleteApp("api".into())])).unwrap();
+    assert_eq!(store.apps().unwrap(), vec![app("web", 8000)]);
+    assert_eq!(store.leases().unwrap().len(), 1);
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_with_its_leases_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = committed_store(dir.path());
+    let before = Store::open(dir.path()).unwrap().leases().unwrap();
+    {
+        // What a version-1 build wrote: no apps table.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(codec::APPS).unwrap();
+        txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, 1).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.leases().unwrap(), before);
+    assert_eq!(store.apps().unwrap(), vec![]);
+    runtime().block_on(store.commit(vec![Change::PutApp(app("web", 80))])).unwrap();
+    store.close();
+    let db = Database::open(&path).unwrap();
+    let version =
+        db.begin_read().unwrap().open_table(META).unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap().value();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn an_app_stored_under_another_name_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = committed_store(dir.path());
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let body = serde_json::to_vec(&app("web", 80)).unwrap();
+        txn.open_table(codec::APPS).unwrap().insert("api", body.as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path()).unwrap().apps().unwrap_err();
+    assert!(
+        matches!(&err, StoreError::AppKeyMismatch { key, recorded, .. } if key == "api" && recorded == "web"),
+        "{err:?}"
+    );
 }

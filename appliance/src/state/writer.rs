@@ -9,7 +9,7 @@ use redb::{Database, Durability};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::codec::{LEASES, Op};
+use super::codec::{APPS, LEASES, Op};
 use super::error::StoreError;
 
 /// Most requests applied in one transaction, so that a burst under a slow disk still commits in
@@ -149,11 +149,14 @@ impl Writer {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
             {
-                let mut table = txn.open_table(LEASES)?;
+                let mut leases = txn.open_table(LEASES)?;
+                let mut apps = txn.open_table(APPS)?;
                 for op in batch.iter().flat_map(|request| &request.ops) {
                     match op {
-                        Op::Put { key, value } => drop(table.insert(key, value.as_slice())?),
-                        Op::Delete { key } => drop(table.remove(key)?),
+                        Op::PutLease { key, value } => drop(leases.insert(key, value.as_slice())?),
+                        Op::DeleteLease { key } => drop(leases.remove(key)?),
+                        Op::PutApp { name, value } => drop(apps.insert(name.as_str(), value.as_slice())?),
+                        Op::DeleteApp { name } => drop(apps.remove(name.as_str())?),
                     }
                 }
             }
