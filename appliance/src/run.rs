@@ -9,7 +9,7 @@ use tracing::{error, info};
 
 use crate::dhcp;
 use crate::dns;
-use crate::names::{NameTable, Names};
+use crate::names::{Directory, NameTable, Names};
 use crate::shutdown::Stop;
 use crate::state::Store;
 
@@ -21,13 +21,16 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         .context("store opening task failed")?
         .with_context(|| format!("cannot open the state store in {}", config.state.dir.display()))?;
     let leases = store.leases().context("cannot read leases from the store")?;
-    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), state = %config.state.dir.display(), "starting");
+    let apps = store.apps().context("cannot read apps from the store")?;
+    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = apps.len(), state = %config.state.dir.display(), "starting");
 
-    // Names start from what the store holds, so DNS answers for known clients at once.
-    let start_serial = u32::try_from(dhcp::server::unix_now()).unwrap_or(u32::MAX);
-    let table =
-        NameTable::empty(start_serial).build(&config.dhcp.reservations, &leases, dhcp::server::unix_now());
-    let names = Arc::new(Names::new(table));
+    // Names start from what the store holds, so DNS answers for known clients and apps at once.
+    // The SOA serial starts at the start time, so it keeps growing across restarts.
+    let now = dhcp::server::unix_now();
+    let names = Arc::new(Names::new(NameTable::empty(u32::try_from(now).unwrap_or(u32::MAX))));
+    let directory = Directory::new(names.clone(), config.dhcp.reservations.clone(), &leases, apps);
+    directory.refresh(now);
+    let directory = Arc::new(directory);
 
     let mut services: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
     if config.dns.enabled {
@@ -41,7 +44,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
             .context("cannot open the dhcp socket")?;
         info!(addr = %socket.local_addr()?, interface = %config.lan.interface, range = %config.dhcp.range, "listening for dhcp");
-        let feed = dhcp::NameFeed::new(names.clone(), config.dhcp.reservations.clone());
+        let feed = dhcp::NameFeed::new(directory.clone());
         let server =
             dhcp::server(&config, leases, store.clone(), Arc::new(dhcp::Metrics::default()), feed, &stop);
         let stop = stop.clone();

@@ -63,7 +63,7 @@ fn committed(outcome: &Outcome) -> Vec<Lease> {
             .iter()
             .filter_map(|c| match c {
                 Change::PutLease(l) => Some(l.clone()),
-                Change::DeleteLease(_) => None,
+                _ => None,
             })
             .collect(),
         other => panic!("expected a commit, got {other:?}"),

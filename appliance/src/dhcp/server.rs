@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::{Message, MessageType};
-use proximity_config::Reservation;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -17,7 +16,7 @@ use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
 use super::neighbours::Neighbours;
 use super::wire;
-use crate::names::Names;
+use crate::names::Directory;
 use crate::shutdown::Stop;
 use crate::state::{Change, LeaseState, Store, UnixTime};
 
@@ -46,28 +45,18 @@ pub struct Server {
     names: NameFeed,
 }
 
-/// What the server needs to keep the host names in step with its leases.
+/// What the server needs to keep the names (and the apps that follow leases) in step with its
+/// leases.
 #[derive(Debug, Clone)]
 pub struct NameFeed {
-    pub names: Arc<Names>,
-    pub reservations: Vec<Reservation>,
+    pub directory: Arc<Directory>,
     /// Signalled after a commit that touched a named lease; the loop then rebuilds the table.
     pub changed: Arc<Notify>,
 }
 
 impl NameFeed {
-    pub fn new(names: Arc<Names>, reservations: Vec<Reservation>) -> Self {
-        NameFeed { names, reservations, changed: Arc::new(Notify::new()) }
-    }
-
-    /// Whether a committed change can change the names: the lease carries a name, or its
-    /// address has one now.
-    fn touches(&self, changes: &[Change]) -> bool {
-        let table = self.names.load();
-        changes.iter().any(|c| match c {
-            Change::PutLease(l) => l.hostname.is_some() || table.name_of(l.ip).is_some(),
-            Change::DeleteLease(ip) => table.name_of(*ip).is_some(),
-        })
+    pub fn new(directory: Arc<Directory>) -> Self {
+        NameFeed { directory, changed: Arc::new(Notify::new()) }
     }
 }
 
@@ -82,16 +71,11 @@ impl Server {
         Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours, names }
     }
 
-    /// Rebuilds the name table from the leases in memory and publishes it if it changed.
+    /// Hands the leases in memory to the directory, which rebuilds the names and publishes
+    /// them if they changed.
     fn rebuild_names(&self) {
-        let current = self.names.names.current();
-        let next = {
-            let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-            current.build(&self.names.reservations, engine.pool().records(), unix_now())
-        };
-        if next.serial() != current.serial() {
-            self.names.names.publish(next);
-        }
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        self.names.directory.set_leases(engine.pool().records(), unix_now());
     }
 
     /// Serves on `socket` until `stop` fires, then lets pending commits finish within the
@@ -184,7 +168,7 @@ impl Server {
                 };
                 let (metrics, socket, neighbours) =
                     (self.metrics.clone(), socket.clone(), self.neighbours.clone());
-                let renames = self.names.touches(&logged).then(|| self.names.changed.clone());
+                let renames = self.names.directory.touches(&logged).then(|| self.names.changed.clone());
                 pending.spawn(async move {
                     match durable.await {
                         Ok(()) => {
@@ -217,14 +201,16 @@ impl Server {
         }
     }
 
-    /// Logs the leases that ended since the last sweep; true if any of them had a name.
+    /// Logs the leases that ended since the last sweep; true if any of them had a name or
+    /// backed an app.
     fn log_ended(&self, after: UnixTime, now: UnixTime) -> bool {
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut named = false;
+        let mut ended = Vec::new();
         for lease in engine.pool().ended_between(after, now) {
             info!(ip = %lease.ip, mac = %lease.mac, "lease expired");
-            named |= lease.hostname.is_some();
+            ended.push(Change::PutLease(lease.clone()));
         }
+        let named = self.names.directory.touches(&ended);
         if self.metrics.exhausted_now.load(Ordering::Relaxed)
             && engine.pool().bound_count(now) < range_len(&engine)
         {

@@ -4,18 +4,22 @@
 //!   policy that builds it from reservations and leases.
 //! - [`Names`]: the current table, swapped atomically so readers (DNS) never lock and always
 //!   see one whole version.
+//! - [`directory`]: [`Directory`], the inputs (reservations, leases, apps) and the one place
+//!   that rebuilds and publishes the table, and tells subscribers (the proxy's routes).
 //!
-//! Name policy (DESIGN.md): names from reservations (and later the admin API) own their name;
+//! Name policy (DESIGN.md): names from reservations and from the admin API (apps) own their name;
 //! a DHCP client's host name only claims a free name, and the first claimant keeps it while its
 //! lease lasts; names are case-insensitive labels under the configured domain.
 
+pub mod directory;
 pub mod table;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use table::{HostName, NameSource, NameTable};
+pub use directory::{Directory, Subscriber};
+pub use table::{AppName, HostName, NameSource, NameTable};
 
 /// The published name table.
 #[derive(Debug)]

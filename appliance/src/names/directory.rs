@@ -1,0 +1,135 @@
+//! The directory: the inputs every name comes from (the config's reservations, the bound
+//! leases the DHCP server holds, the apps the admin API registered), and the one place that
+//! rebuilds the [`NameTable`] from them and publishes it, then tells whoever derives something
+//! from names (the proxy's route table) in the same step.
+//!
+//! The DHCP server and the admin API each push their part after it is durable; a rebuild takes
+//! the other parts as they are, so neither needs the other running.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use proximity_config::Reservation;
+use proximity_config::api::{App, Backend};
+
+use super::{NameTable, Names};
+use crate::state::{Change, Lease, LeaseState, UnixTime};
+
+/// Something derived from each published table (the proxy's route table).
+pub type Subscriber = Box<dyn Fn(&NameTable) + Send + Sync>;
+
+/// The inputs of the names, and their published table.
+pub struct Directory {
+    names: Arc<Names>,
+    reservations: Vec<Reservation>,
+    inputs: Mutex<Inputs>,
+    subscribers: Vec<Subscriber>,
+}
+
+#[derive(Debug, Default)]
+struct Inputs {
+    /// Leases that are active (bound or not: binding is judged at each rebuild's `now`).
+    leases: Vec<Lease>,
+    /// In name order, as the store gives them.
+    apps: Vec<App>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("reservations", &self.reservations.len())
+            .field("inputs", &self.inputs)
+            .field("subscribers", &self.subscribers.len())
+            .finish()
+    }
+}
+
+impl Directory {
+    /// A directory starting from what the store holds, publishing into `names`.
+    pub fn new(names: Arc<Names>, reservations: Vec<Reservation>, leases: &[Lease], apps: Vec<App>) -> Self {
+        let leases = active(leases.iter());
+        Directory {
+            names,
+            reservations,
+            inputs: Mutex::new(Inputs { leases, apps }),
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Adds a subscriber (before the directory is shared); it is called at once with the
+    /// current table, then after every rebuild that changed it.
+    pub fn subscribe(&mut self, subscriber: Subscriber) {
+        subscriber(&self.names.current());
+        self.subscribers.push(subscriber);
+    }
+
+    pub fn names(&self) -> &Arc<Names> {
+        &self.names
+    }
+
+    pub fn reservations(&self) -> &[Reservation] {
+        &self.reservations
+    }
+
+    /// The registered apps, in name order.
+    pub fn apps(&self) -> Vec<App> {
+        self.lock().apps.clone()
+    }
+
+    /// Replaces the leases (the DHCP server's records: only active ones are kept) and rebuilds.
+    pub fn set_leases<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>, now: UnixTime) {
+        let mut inputs = self.lock();
+        inputs.leases = active(leases.into_iter());
+        self.rebuild(&inputs, now);
+    }
+
+    /// Replaces the apps (committed to the store by the caller) and rebuilds.
+    pub fn set_apps(&self, mut apps: Vec<App>, now: UnixTime) {
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut inputs = self.lock();
+        inputs.apps = apps;
+        self.rebuild(&inputs, now);
+    }
+
+    /// Rebuilds with the inputs as they are (leases may have ended since the last rebuild).
+    pub fn refresh(&self, now: UnixTime) {
+        let inputs = self.lock();
+        self.rebuild(&inputs, now);
+    }
+
+    /// Whether committed lease changes can change a name or an app's backend: the lease carries
+    /// a host name, or its address has a name now, or an app follows its MAC.
+    pub fn touches(&self, changes: &[Change]) -> bool {
+        let table = self.names.load();
+        let follows_mac = |mac| table.apps().any(|a| a.app.backend == Backend::Mac(mac));
+        let backs_app = |ip| table.apps().any(|a| a.backend == Some(ip));
+        changes.iter().any(|c| match c {
+            Change::PutLease(l) => {
+                l.hostname.is_some() || table.name_of(l.ip).is_some() || follows_mac(l.mac) || backs_app(l.ip)
+            }
+            Change::DeleteLease(ip) => table.name_of(*ip).is_some() || backs_app(*ip),
+            Change::PutApp(_) | Change::DeleteApp(_) => true,
+        })
+    }
+
+    /// Builds the next table; publishes it and tells the subscribers when it changed. Called
+    /// with the inputs locked, so rebuilds (and what subscribers publish) never interleave.
+    fn rebuild(&self, inputs: &Inputs, now: UnixTime) {
+        let current = self.names.current();
+        let next = current.build(&self.reservations, &inputs.leases, &inputs.apps, now);
+        if next.serial() == current.serial() {
+            return;
+        }
+        for subscriber in &self.subscribers {
+            subscriber(&next);
+        }
+        self.names.publish(next);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inputs> {
+        self.inputs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn active<'a>(leases: impl Iterator<Item = &'a Lease>) -> Vec<Lease> {
+    leases.filter(|l| l.state == LeaseState::Active).cloned().collect()
+}
