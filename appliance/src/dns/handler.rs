@@ -2,7 +2,7 @@
 //! it, or refuse it; errors as the RFCs want them. Bytes in, bytes out: no sockets here, so every
 //! decision is testable on its own.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::{Header, MessageType, Metadata, OpCode, ResponseCode};
@@ -78,17 +78,30 @@ impl Handler {
         &self.metrics
     }
 
-    /// The reply to `message` from `src`, forwarding inline when needed.
-    pub async fn answer(&self, message: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
-        match self.handle(message, src, transport) {
+    /// The reply to `message` from `src` sent to `asked`, forwarding inline when needed.
+    pub async fn answer(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        asked: Option<IpAddr>,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        match self.handle(message, src, asked, transport) {
             Step::Reply(bytes) => Some(bytes),
             Step::Forward(forwarding) => Some(forwarding.run().await),
             Step::Drop => None,
         }
     }
 
-    /// Decides what `message` from `src` gets; everything but forwarding is answered here.
-    pub fn handle(&self, message: &[u8], src: SocketAddr, transport: Transport) -> Step {
+    /// Decides what `message` from `src`, sent to our address `asked` (when known), gets;
+    /// everything but forwarding is answered here.
+    pub fn handle(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        asked: Option<IpAddr>,
+        transport: Transport,
+    ) -> Step {
         let Ok(header) = Header::read(&mut BinDecoder::new(message)) else {
             bump(&self.metrics.dropped_malformed);
             debug!(%src, len = message.len(), "dropped a message shorter than a dns header");
@@ -143,7 +156,11 @@ impl Handler {
         }
         let name: &Name = query.name();
         if let Some(zone) = self.zones.find(name) {
-            let answer = self.zones.answer(zone, name, qtype, view, &self.names.load());
+            let asked = match asked {
+                Some(IpAddr::V4(ip)) => Some(ip),
+                _ => None,
+            };
+            let answer = self.zones.answer(zone, name, qtype, view, asked, &self.names.load());
             return Step::Reply(self.reply(&to, view, &answer));
         }
         // Never an open resolver: the WAN gets our zones and nothing else.

@@ -3,7 +3,7 @@
 //! logged and forgotten; only a dead socket ends a loop.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -72,7 +72,12 @@ pub fn udp(
         }
         for &(i, Received { len, from, local }) in &received {
             let message = bufs.get(i).and_then(|buf| buf.get(..len)).unwrap_or_default();
-            match handler.handle(message, from, Transport::Udp) {
+            let asked = match local {
+                Some(Local::V4(ip)) => Some(IpAddr::V4(ip)),
+                Some(Local::V6 { addr, .. }) => Some(IpAddr::V6(addr)),
+                None => None,
+            };
+            match handler.handle(message, from, asked, Transport::Udp) {
                 Step::Reply(bytes) => replies.push(Outgoing { bytes, to: from, from: local }),
                 Step::Forward(forwarding) => {
                     let (socket, handler) = (socket.clone(), handler.clone());
@@ -161,6 +166,7 @@ pub async fn tcp(
 /// Serves one TCP client: length-prefixed queries (RFC 1035 4.2.2), answered in order, until
 /// it closes, idles past [`TCP_IDLE_TIMEOUT`], sends garbage framing, or the server stops.
 async fn connection(mut stream: TcpStream, src: SocketAddr, handler: &Handler, cancel: &CancellationToken) {
+    let asked = stream.local_addr().ok().map(|a| a.ip());
     loop {
         let mut prefix = [0u8; 2];
         let read = tokio::select! {
@@ -187,7 +193,7 @@ async fn connection(mut stream: TcpStream, src: SocketAddr, handler: &Handler, c
             }
         }
         // A message we cannot even read a header from has no reply; the framing is suspect too.
-        let Some(reply) = handler.answer(&message, src, Transport::Tcp).await else { return };
+        let Some(reply) = handler.answer(&message, src, asked, Transport::Tcp).await else { return };
         let Ok(len) = u16::try_from(reply.len()) else { return };
         let framed = [&len.to_be_bytes()[..], &reply].concat();
         match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.write_all(&framed)).await {

@@ -1,9 +1,11 @@
 //! Our authoritative zones: `<domain>` and the reverse zones of the LAN, answered from the name
 //! table in force for each query (never cached here: the table is swapped on every change).
 //!
-//! One function, [`Zones::address`], decides what address a name has in a view; every A and PTR
-//! answer goes through it, so apps (vhosts) will only add a [`Node`] kind there: the gateway for
-//! LAN clients, the appliance's WAN address for WAN clients.
+//! One function, [`Zones::address`], decides what address a name has in a view; every A answer
+//! and glue record goes through it. Hosts answer with their own address, and only to the LAN.
+//! Apps (and `ns`) answer with the appliance's own address on the asker's side: the gateway for
+//! LAN clients; for WAN clients the address their query was sent to, which is the appliance's
+//! address on their network whatever the WAN set-up.
 
 use std::net::Ipv4Addr;
 
@@ -43,13 +45,15 @@ pub enum Zone {
     Reverse(usize),
 }
 
-/// What a name in the forward zone is. Apps will be one more kind.
+/// What a name in the forward zone is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
     /// `<domain>` itself: SOA and NS.
     Apex,
     /// `ns.<domain>`: the appliance as the zones' name server.
     NameServer,
+    /// An app: served by the appliance's proxy, so at the appliance's address.
+    App,
     /// A host of the name table (lease or reservation), at its own address.
     Host(Ipv4Addr),
 }
@@ -102,55 +106,68 @@ impl Zones {
         self.domain.zone_of(name).then_some(Zone::Forward)
     }
 
-    /// The address `node` answers with in `view`; `None`: no A record there. The one place
-    /// that decides who sees which address.
-    pub fn address(&self, node: Node, view: View) -> Option<Ipv4Addr> {
+    /// The address `node` answers with in `view`, for a query sent to `asked`; `None`: no A
+    /// record there. The one place that decides who sees which address.
+    pub fn address(&self, node: Node, view: View, asked: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
         match (node, view) {
             (Node::Apex, _) => None,
-            (Node::NameServer, View::Lan) => Some(self.gateway),
-            // The WAN address is not known to the DNS server yet (it comes with the WAN issue).
-            (Node::NameServer, View::Wan) => None,
+            (Node::NameServer | Node::App, View::Lan) => Some(self.gateway),
+            // The address the WAN client reached us at. Over IPv6 there is none to give.
+            (Node::NameServer | Node::App, View::Wan) => asked.filter(|ip| !ip.is_unspecified()),
             (Node::Host(ip), View::Lan) => Some(ip),
             (Node::Host(_), View::Wan) => None,
         }
     }
 
-    /// The authoritative answer for `name` (lower-case, inside `zone`) and `qtype` in `view`.
+    /// The authoritative answer for `name` (lower-case, inside `zone`) and `qtype` in `view`,
+    /// for a query sent to `asked`.
     pub fn answer(
         &self,
         zone: Zone,
         name: &Name,
         qtype: RecordType,
         view: View,
+        asked: Option<Ipv4Addr>,
         table: &NameTable,
     ) -> Answer {
         match zone {
-            Zone::Forward => self.forward(name, qtype, view, table),
+            Zone::Forward => self.forward(name, qtype, view, asked, table),
             Zone::Reverse(i) => match self.reverse.get(i) {
-                Some(reverse) => self.reverse(reverse, name, qtype, view, table),
+                Some(reverse) => self.reverse(reverse, name, qtype, view, asked, table),
                 None => Answer::error(ResponseCode::ServFail),
             },
         }
     }
 
-    fn forward(&self, name: &Name, qtype: RecordType, view: View, table: &NameTable) -> Answer {
+    fn forward(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        view: View,
+        asked: Option<Ipv4Addr>,
+        table: &NameTable,
+    ) -> Answer {
         let below: Vec<&[u8]> = labels_below(name, &self.domain);
         let node = match below.as_slice() {
             [] => Some(Node::Apex),
             [label] if label.eq_ignore_ascii_case(NS_LABEL.as_bytes()) => Some(Node::NameServer),
-            [label] => std::str::from_utf8(label)
-                .ok()
-                .and_then(|label| table.host(label))
-                .map(|host| Node::Host(host.ip))
+            [label] => std::str::from_utf8(label).ok().and_then(|label| {
+                if table.app(label).is_some() {
+                    return Some(Node::App);
+                }
                 // Host names are not there at all for the WAN: NXDOMAIN, not NODATA.
-                .filter(|node| self.address(*node, view).is_some()),
+                table
+                    .host(label)
+                    .map(|host| Node::Host(host.ip))
+                    .filter(|node| self.address(*node, view, asked).is_some())
+            }),
             _ => None,
         };
         let Some(node) = node else { return self.negative(&self.domain, ResponseCode::NXDomain, table) };
         if node == Node::Apex {
-            return self.apex(&self.domain, qtype, view, table);
+            return self.apex(&self.domain, qtype, view, asked, table);
         }
-        let address = self.address(node, view);
+        let address = self.address(node, view, asked);
         match (qtype, address) {
             (RecordType::A | RecordType::ANY, Some(ip)) => {
                 self.positive(vec![Record::from_rdata(name.clone(), self.ttl, RData::A(A(ip)))])
@@ -165,11 +182,12 @@ impl Zones {
         name: &Name,
         qtype: RecordType,
         view: View,
+        asked: Option<Ipv4Addr>,
         table: &NameTable,
     ) -> Answer {
         let below = labels_below(name, &zone.apex);
         if below.is_empty() {
-            return self.apex(&zone.apex, qtype, view, table);
+            return self.apex(&zone.apex, qtype, view, asked, table);
         }
         // The WAN sees the zone's apex only: which LAN addresses have names is not its business.
         if view != View::Lan || zone.fixed.len() + below.len() > 4 {
@@ -211,13 +229,20 @@ impl Zones {
     }
 
     /// The apex of a zone: SOA and NS (with the name server's address as glue where the view has one).
-    fn apex(&self, apex: &Name, qtype: RecordType, view: View, table: &NameTable) -> Answer {
+    fn apex(
+        &self,
+        apex: &Name,
+        qtype: RecordType,
+        view: View,
+        asked: Option<Ipv4Addr>,
+        table: &NameTable,
+    ) -> Answer {
         match qtype {
             // RFC 8482: ANY gets one RRset, not everything.
             RecordType::SOA | RecordType::ANY => self.positive(vec![self.soa(apex, table)]),
             RecordType::NS => {
                 let mut answer = self.positive(vec![self.ns_record(apex)]);
-                if let Some(ip) = self.address(Node::NameServer, view) {
+                if let Some(ip) = self.address(Node::NameServer, view, asked) {
                     answer.additionals.push(Record::from_rdata(self.ns.clone(), self.ttl, RData::A(A(ip))));
                 }
                 answer
@@ -327,7 +352,7 @@ mod tests {
     fn lookup(zones: &Zones, name: &str, qtype: RecordType, table: &NameTable) -> Answer {
         let name = Name::from_ascii(name).unwrap().to_lowercase();
         let zone = zones.find(&name).unwrap_or_else(|| panic!("{name} is not in our zones"));
-        zones.answer(zone, &name, qtype, View::Lan, table)
+        zones.answer(zone, &name, qtype, View::Lan, None, table)
     }
 
     #[test]
@@ -338,7 +363,7 @@ mod tests {
             ip: Ipv4Addr::new(10, 20, 7, 10),
             name: Some("nas".into()),
         };
-        let table = NameTable::empty(1).build(&[nas], &[], 0);
+        let table = NameTable::empty(1).build(&[nas], &[], &[], 0);
         let ptr = lookup(&zones, "10.7.20.10.in-addr.arpa.", RecordType::PTR, &table);
         assert_eq!((ptr.rcode, ptr.answers.len()), (ResponseCode::NoError, 1));
         // 7.20.10.in-addr.arpa has a name below it: NODATA; 8.20.10.in-addr.arpa has none.

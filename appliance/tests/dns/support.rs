@@ -11,6 +11,7 @@ use proximity_appliance::dns::{self, Handler, Metrics, Views};
 use proximity_appliance::names::{NameTable, Names};
 use proximity_appliance::shutdown::Stop;
 use proximity_appliance::state::{Lease, LeaseState};
+use proximity_config::api::{App, Backend};
 use proximity_config::{Config, MacAddr, Reservation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -51,9 +52,20 @@ pub(crate) fn lease(n: u8, name: &str) -> Lease {
     }
 }
 
-/// The table the tests start from: reservation `nas` (10.20.0.10), lease `laptop` (10.20.0.101).
+/// An app `name` whose backend is 10.20.0.`n`:8080.
+pub(crate) fn app(name: &str, n: u8) -> App {
+    App {
+        name: name.into(),
+        backend: Backend::Ip(Ipv4Addr::new(10, 20, 0, n)),
+        port: 8080,
+        health_check: None,
+    }
+}
+
+/// The table the tests start from: reservation `nas` (10.20.0.10), lease `laptop` (10.20.0.101),
+/// app `web` (backend 10.20.0.50).
 pub(crate) fn table() -> NameTable {
-    NameTable::empty(1000).build(&[reservation(10, "nas")], &[lease(101, "laptop")], NOW)
+    NameTable::empty(1000).build(&[reservation(10, "nas")], &[lease(101, "laptop")], &[app("web", 50)], NOW)
 }
 
 /// A running server.

@@ -5,7 +5,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use proximity_appliance::dns::Views;
 
-use crate::support::{self, Server, authority_types, query, tcp, udp};
+use crate::support::{self, Server, addresses, authority_types, query, tcp, udp};
 use crate::upstream::Upstream;
 
 fn wan_only() -> Views {
@@ -37,6 +37,31 @@ async fn wan_clients_see_no_host_names_and_get_no_recursion() {
         assert_eq!(reply.answers.len(), 1);
         assert!(!reply.metadata.recursion_available);
     }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn wan_clients_get_apps_and_the_name_server_at_the_address_they_asked() {
+    let server = Server::start_with(&support::config(&[], "2s"), Some(wan_only()), "127.0.0.1").await;
+    // Loopback stands in for the WAN address: the answer is the address the query was sent to.
+    let asked = std::net::Ipv4Addr::LOCALHOST;
+    for name in ["web.prox.local.", "ns.prox.local."] {
+        let reply = udp(server.addr, &query(name, RecordType::A)).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(addresses(&reply), [asked], "{name} over udp");
+        let reply = tcp(server.addr, &query(name, RecordType::A)).await;
+        assert_eq!(addresses(&reply), [asked], "{name} over tcp");
+    }
+    let reply = udp(server.addr, &query("prox.local.", RecordType::NS)).await;
+    let glue: Vec<_> = reply
+        .additionals
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(glue, [asked], "glue for the name server");
     server.stop().await.unwrap();
 }
 

@@ -35,6 +35,31 @@ async fn host_names_answer_their_address_authoritatively_with_recursion_offered(
 }
 
 #[tokio::test]
+async fn an_app_answers_with_the_gateway_its_proxy_to_lan_clients() {
+    let server = Server::start(&support::config(&[], "2s")).await;
+    for name in ["web.prox.local.", "WEB.Prox.Local."] {
+        for reply in [
+            udp(server.addr, &query(name, RecordType::A)).await,
+            tcp(server.addr, &query(name, RecordType::A)).await,
+        ] {
+            assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert_eq!(
+                addresses(&reply),
+                [Ipv4Addr::new(10, 20, 0, 1)],
+                "{name}: the proxy, not the backend"
+            );
+            assert!(reply.metadata.authoritative);
+        }
+    }
+    // The app's name exists: other types are NODATA, not NXDOMAIN.
+    let reply = udp(server.addr, &query("web.prox.local.", RecordType::AAAA)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.answers.is_empty());
+    assert_eq!(authority_types(&reply), [RecordType::SOA]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn ptr_names_hosts_and_the_gateway() {
     let server = Server::start(&support::config(&[], "2s")).await;
     for (reverse, target) in [
@@ -150,7 +175,7 @@ async fn names_follow_each_published_table_and_the_serial_grows() {
 
     // A new lease with a name: it answers at once, forward and reverse.
     let leases = [lease(101, "laptop"), lease(102, "phone")];
-    let with_phone = first.build(&[reservation(10, "nas")], &leases, NOW);
+    let with_phone = first.build(&[reservation(10, "nas")], &leases, &[], NOW);
     server.names.publish(with_phone.clone());
     let reply = udp(server.addr, &query("phone.prox.local.", RecordType::A)).await;
     assert_eq!(addresses(&reply), [Ipv4Addr::new(10, 20, 0, 102)]);
@@ -160,7 +185,7 @@ async fn names_follow_each_published_table_and_the_serial_grows() {
     assert!(after > before, "serial {after} after a change, {before} before");
 
     // Its lease ends: the name is gone, and the serial grows again.
-    let without: NameTable = with_phone.build(&[reservation(10, "nas")], &[lease(101, "laptop")], NOW);
+    let without: NameTable = with_phone.build(&[reservation(10, "nas")], &[lease(101, "laptop")], &[], NOW);
     server.names.publish(without);
     let reply = udp(server.addr, &query("phone.prox.local.", RecordType::A)).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
