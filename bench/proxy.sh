@@ -13,6 +13,7 @@
 # (POST /v1/apps) to the first request it proxies. See bench/README.md for how to read it.
 #
 # Usage: sudo bench/proxy.sh [--quick] [options]      (--help lists them)
+# shellcheck disable=SC2034  # LAN_PREFIX, CLIENT_ADDR, STOP_LIMIT_S, PIDS...: read by lib.sh
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -490,7 +491,8 @@ parse_h2load() {
 run_load() {
     local srv=$1 cse=$2 kind=$3 round=$4 secs=$5
     local id; id=$(printf '%s-%s-%s-%s' "$cse" "$kind" "$round" "$srv")
-    local glog="$RAW/$id.$([ "$cse" = h2 ] && echo h2load || echo wrk).txt" pid=${SRVPID[$srv]}
+    local gen_name=wrk; [ "$cse" = h2 ] && gen_name=h2load
+    local glog="$RAW/$id.$gen_name.txt" pid=${SRVPID[$srv]}
     local bpid=""; [ "$srv" != backend ] && bpid=${SRVPID[backend]:-}
     local tfile="$RAW/$id.time" reqlog="$STATE/$id.reqlog" cmd
     if [ "$cse" = h2 ]; then
@@ -523,7 +525,7 @@ run_load() {
         "${srv_cpu:--}" "${bk_cpu:--}" "${gen_cpu:--}" "${rss:--}" >>"$RUNS"
     [ "$kind" = warmup ] && return 0
     local n rps avg p50 p90 p99 mx bad se errp
-    IFS=$'\t' read -r n rps avg p50 p90 p99 mx bad se errp <<<"$line"
+    IFS=$'\t' read -r n rps _ p50 p90 p99 mx bad se errp <<<"$line"
     log "$(printf '  %-9s %-5s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
         "$(name "$srv")" "$cse" "$round" "$rps" "$p50" "$p99" "$mx" "$((bad + se))" \
         "$( [ $((bad + se)) -gt 0 ] && echo " (non-2xx $bad, socket $se)")" "${srv_cpu:--}" "${bk_cpu:--}" "${gen_cpu:--}" "${rss:--}")"
@@ -778,7 +780,7 @@ for cse in "${ORDER_CASES[@]}"; do
     for s in "${ORDER[@]}"; do
         line=$(median_run "$s" "$cse"); [ -n "$line" ] || continue
         V[$s:$cse]=$line
-        IFS=$'\t' read -r _ _ _ _ _ n rps avg p50 p90 p99 mx bad se errp scpu bcpu gcpu rss <<<"$line"
+        IFS=$'\t' read -r _ _ _ _ _ _ rps _ p50 p90 p99 mx bad se errp scpu bcpu gcpu rss <<<"$line"
         flag=""; awk -v e="$errp" -v m="$ERROR_MAX_PCT" 'BEGIN { exit !(e > m) }' && flag="  <- ${errp}% failed: not a valid run"
         log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %5s%% %4s%% %4s%% %8s%s' "$( [ "$s" = backend ] && echo "backend*" || name "$s")" \
             "$rps" "$p50" "$p90" "$p99" "$mx" "$((bad + se))" "$scpu" "$bcpu" "$gcpu" "$(mib "$rss")" "$flag")"
@@ -787,7 +789,7 @@ for cse in "${ORDER_CASES[@]}"; do
     for peer in nginx caddy; do
         [ -n "${V[ours:$cse]:-}" ] && [ -n "${V[$peer:$cse]:-}" ] || continue
         IFS=$'\t' read -r _ _ _ _ _ _ orps _ op50 _ op99 _ _ _ oerr ocpu _ _ orss <<<"${V[ours:$cse]}"
-        IFS=$'\t' read -r _ _ _ _ _ _ prps _ pp50 _ pp99 _ _ _ perr pcpu _ _ prss <<<"${V[$peer:$cse]}"
+        IFS=$'\t' read -r _ _ _ _ _ _ prps _ pp50 _ pp99 _ _ _ _ pcpu _ _ prss <<<"${V[$peer:$cse]}"
         ocpr=$(awk -v c="$ocpu" -v q="$orps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
         pcpr=$(awk -v c="$pcpu" -v q="$prps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
         log "$(printf 'ours/%-6s req/s %s  p50 %s  p99 %s  CPU/request %s  RSS %s' "$peer" "$(ratio "$orps" "$prps")" \
