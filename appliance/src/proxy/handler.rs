@@ -66,12 +66,9 @@ impl Proxy {
         } else {
             let origin = Origin { client: client.peer.ip(), https: client.https };
             let outgoing = Outgoing { parts, body, host, origin };
-            match self.upstream.forward(&route, &self.health, &self.tunnels, outgoing).await {
+            match self.upstream.forward(&route, &self.health, &self.tunnels, &self.metrics, outgoing).await {
                 Ok(response) => response,
-                Err(kind) => {
-                    self.metrics.backend_error(kind);
-                    page(kind).response()
-                }
+                Err(kind) => page(kind).response(),
             }
         };
         self.metrics.request(&route.app, response.status().as_u16(), start.elapsed());

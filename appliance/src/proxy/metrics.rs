@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const DURATION_BUCKETS: [f64; 13] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Why a request could not be answered by a backend.
+/// Why an attempt at a backend failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendError {
     /// The connection was refused (or failed at once: unreachable, reset during connect).
@@ -214,7 +214,12 @@ impl Metrics {
         header(out, "unknown_host_total", "counter", "Requests for a host no route names (404).");
         let _ = writeln!(out, "proximity_proxy_unknown_host_total {}", get(&self.unknown_host));
 
-        header(out, "backend_errors_total", "counter", "Requests a backend could not answer, by reason.");
+        header(
+            out,
+            "backend_errors_total",
+            "counter",
+            "Failed attempts at a backend (each one of a request failed over), by reason.",
+        );
         for (kind, counter) in BackendError::ALL.iter().zip(&self.backend_errors) {
             let _ = writeln!(
                 out,

@@ -21,7 +21,7 @@ use super::Limits;
 use super::body::{PendingBody, ProxyBody, RequestBody};
 use super::forward::{self, Origin};
 use super::health::Health;
-use super::metrics::BackendError;
+use super::metrics::{BackendError, Metrics};
 use super::routes::Route;
 use super::upgrade::Tunnels;
 
@@ -66,14 +66,20 @@ impl Upstream {
     }
 
     /// Sends `request` to a backend of `route` and returns its response for the client, or why
-    /// no backend answered. An upgrade the backend accepts is bridged through `tunnels`.
+    /// no backend answered. An upgrade the backend accepts is bridged through `tunnels`. Every
+    /// failed attempt is counted in `metrics`, those failed over included.
     pub(crate) async fn forward(
         &self,
         route: &Route,
         health: &Health,
         tunnels: &Tunnels,
+        metrics: &Metrics,
         request: Outgoing,
     ) -> Result<Response<ProxyBody>, BackendError> {
+        let failed = |kind: BackendError| {
+            metrics.backend_error(kind);
+            kind
+        };
         let Outgoing { mut parts, body, host, origin } = request;
         let upgrade = forward::upgrade_protocol(&parts);
         // Taken before the head is rewritten; only an upgrade request needs it.
@@ -83,7 +89,7 @@ impl Upstream {
 
         let candidates = self.candidates(route, health);
         if candidates.is_empty() {
-            return Err(BackendError::Unhealthy);
+            return Err(failed(BackendError::Unhealthy));
         }
         let mut failure = BackendError::Unhealthy;
         for (i, &backend) in candidates.iter().enumerate() {
@@ -107,7 +113,7 @@ impl Upstream {
             {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
-                    let kind = classify(&e);
+                    let kind = failed(classify(&e));
                     debug!(app = %route.app, %backend, kind = kind.as_str(), error = %chain(&e), "backend failed");
                     if e.is_connect() {
                         failure = kind;
@@ -117,10 +123,10 @@ impl Upstream {
                 }
                 Err(_) => {
                     debug!(app = %route.app, %backend, "backend response timed out");
-                    return Err(BackendError::ResponseTimeout);
+                    return Err(failed(BackendError::ResponseTimeout));
                 }
             };
-            return respond(response, client_upgrade, tunnels, &route.app, backend);
+            return respond(response, client_upgrade, tunnels, &route.app, backend).map_err(failed);
         }
         Err(failure)
     }
