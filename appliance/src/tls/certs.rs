@@ -35,8 +35,9 @@ pub struct Certificates {
     ca: Arc<Ca>,
     policy: Arc<dyn NamePolicy>,
     /// Held while a certificate is issued, so concurrent handshakes for a new name issue it once.
-    /// Issuance takes about a tenth of a millisecond (see the tests), and cache hits are cheaper
-    /// still, so one lock serves any handshake rate the proxy will see.
+    /// Issuance takes 60-100 µs in a release build (about 140 µs in debug; `issuance_is_fast`), only
+    /// for a new or renewed name, and hits hold the lock for a map lookup, so one lock serves any
+    /// handshake rate the proxy will see.
     cache: Mutex<Cache>,
     /// At most this many entries: [`MAX_CACHED_CERTIFICATES`] but in tests.
     limit: usize,
@@ -162,5 +163,127 @@ impl ResolvesServerCert for SniResolver {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Barrier;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Allows the names listed.
+    #[derive(Debug)]
+    struct Only(&'static [&'static str]);
+
+    impl NamePolicy for Only {
+        fn allows(&self, name: &str) -> bool {
+            self.0.contains(&name)
+        }
+    }
+
+    /// Allows every name.
+    #[derive(Debug)]
+    struct Anything;
+
+    impl NamePolicy for Anything {
+        fn allows(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn ca() -> (tempfile::TempDir, Arc<Ca>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Arc::new(Ca::load_or_create(dir.path(), "prox.local").unwrap());
+        (dir, ca)
+    }
+
+    #[test]
+    fn same_certificate_for_the_same_name_in_any_case() {
+        let (_dir, ca) = ca();
+        let certs = Certificates::new(ca, Arc::new(Only(&["app.prox.local"])));
+        let first = certs.for_name("app.prox.local").unwrap();
+        assert!(Arc::ptr_eq(&first, &certs.for_name("app.prox.local").unwrap()));
+        assert!(Arc::ptr_eq(&first, &certs.for_name("APP.Prox.Local").unwrap()));
+    }
+
+    #[test]
+    fn no_certificate_for_refused_invalid_or_foreign_names() {
+        let (_dir, ca) = ca();
+        let certs = Certificates::new(ca.clone(), Arc::new(Only(&["app.prox.local"])));
+        assert!(certs.for_name("other.prox.local").is_none());
+        assert!(certs.for_name("").is_none());
+        assert!(certs.for_name("app.prox.local.").is_none());
+        assert!(certs.for_name("127.0.0.1").is_none());
+        // Even a policy that says yes to everything gets nothing outside the CA's domain.
+        let open = Certificates::new(ca, Arc::new(Anything));
+        assert!(open.for_name("evil.example.com").is_none());
+        assert!(open.for_name("x.prox.local").is_some());
+    }
+
+    #[test]
+    fn renewed_when_close_to_expiry() {
+        let (_dir, ca) = ca();
+        let certs = Certificates::new(ca, Arc::new(Only(&["app.prox.local"])));
+        let first = certs.for_name("app.prox.local").unwrap();
+        let soon = SystemTime::now() + RENEW_BEFORE - Duration::from_secs(60);
+        certs.cache.lock().unwrap().entries.get_mut("app.prox.local").unwrap().leaf.not_after = soon;
+        let renewed = certs.for_name("app.prox.local").unwrap();
+        assert!(!Arc::ptr_eq(&first, &renewed));
+        assert!(Arc::ptr_eq(&renewed, &certs.for_name("app.prox.local").unwrap()));
+    }
+
+    #[test]
+    fn full_cache_drops_the_least_recently_used() {
+        let (_dir, ca) = ca();
+        let policy = Arc::new(Only(&["a.prox.local", "b.prox.local", "c.prox.local"]));
+        let certs = Certificates::with_limit(ca, policy, 2);
+        let a = certs.for_name("a.prox.local").unwrap();
+        let b = certs.for_name("b.prox.local").unwrap();
+        certs.for_name("a.prox.local").unwrap();
+        let c = certs.for_name("c.prox.local").unwrap();
+        assert_eq!(certs.cache.lock().unwrap().entries.len(), 2);
+        assert!(Arc::ptr_eq(&a, &certs.for_name("a.prox.local").unwrap()));
+        assert!(Arc::ptr_eq(&c, &certs.for_name("c.prox.local").unwrap()));
+        // b was dropped, so it is issued anew.
+        assert!(!Arc::ptr_eq(&b, &certs.for_name("b.prox.local").unwrap()));
+    }
+
+    #[test]
+    fn concurrent_first_handshakes_share_one_certificate() {
+        const THREADS: usize = 16;
+        let (_dir, ca) = ca();
+        let certs = Certificates::new(ca, Arc::new(Only(&["app.prox.local"])));
+        let start = Barrier::new(THREADS);
+        let keys: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        certs.for_name("app.prox.local").unwrap()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|key| Arc::ptr_eq(key, &keys[0])));
+    }
+
+    /// Measures issuance, the time a handshake for a new name waits (and holds the cache lock).
+    /// Run with `--nocapture` to see the figure; the bound only catches a pathology (say, RSA
+    /// keys), since debug builds of ring are several times slower than release.
+    #[test]
+    fn issuance_is_fast() {
+        const ROUNDS: u32 = 50;
+        let (_dir, ca) = ca();
+        let started = Instant::now();
+        for n in 0..ROUNDS {
+            ca.issue(&[format!("app{n}.prox.local")], &[]).unwrap();
+        }
+        let each = started.elapsed() / ROUNDS;
+        eprintln!("issuing one leaf certificate took {each:?} on average over {ROUNDS}");
+        assert!(each < Duration::from_millis(50), "{each:?}");
     }
 }
