@@ -8,7 +8,7 @@ use proximity_config::{MacAddr, types::sanitize_label};
 
 use super::pool::Pool;
 use super::reply::{self, LeaseTimes, NetworkOptions};
-use crate::state::{Change, Lease, UnixTime};
+use crate::state::{Change, Lease, LeaseState, UnixTime};
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -133,6 +133,26 @@ impl Engine {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Ends the lease of `ip` at `now` on the administrator's word (the admin API's lease
+    /// delete), as if its client had released it: the address goes back to the pool and the
+    /// client keeps its claim on it, so it gets it again if still free. Returns the record before
+    /// and after, applied in memory; the caller commits the second and, if that fails, calls
+    /// [`Engine::restore`]. `None` when `ip` has no bound active lease.
+    pub fn revoke(&mut self, ip: Ipv4Addr, now: UnixTime) -> Option<(Lease, Lease)> {
+        let old = self.pool.lease(ip).filter(|l| l.state == LeaseState::Active && l.is_bound(now))?.clone();
+        let ended = Lease { state: LeaseState::Released, expires: now, ..old.clone() };
+        self.pool.record(ended.clone());
+        Some((old, ended))
+    }
+
+    /// Undoes a [`Engine::revoke`] whose commit failed: `old` comes back unless the address
+    /// has been given out since (then the newer record stands).
+    pub fn restore(&mut self, old: Lease, ended: &Lease) {
+        if self.pool.lease(old.ip) == Some(ended) {
+            self.pool.record(old);
+        }
     }
 
     /// Decides what to answer to `msg` at `now`. Changes to the pool are applied in memory

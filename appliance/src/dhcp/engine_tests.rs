@@ -374,3 +374,28 @@ fn hostile_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn an_admin_revoke_frees_the_address_and_a_failed_commit_puts_it_back() {
+    let mut e = engine("");
+    let a = dora(&mut e, 1, 10);
+    assert!(e.revoke(ip(200), 20).is_none(), "no lease there");
+    let (old, ended) = e.revoke(a, 20).expect("a bound lease");
+    assert_eq!((old.state, ended.state, ended.expires), (LeaseState::Active, LeaseState::Released, 20));
+    assert_eq!(e.pool().lease(a), Some(&ended));
+    assert!(e.revoke(a, 21).is_none(), "already ended");
+    // The commit failed: the lease is back as it was.
+    e.restore(old.clone(), &ended);
+    assert_eq!(e.pool().lease(a), Some(&old));
+    // Revoked for good: another client may now get it, and a late restore does not take it back.
+    let (old, ended) = e.revoke(a, 30).unwrap();
+    // Three more clients for three addresses: the last one gets the revoked one.
+    for n in 2..=4 {
+        dora(&mut e, n, 31);
+    }
+    let taken = e.pool().lease(a).cloned().unwrap();
+    assert_eq!(taken.state, LeaseState::Active, "the pool gave the address out again");
+    assert_ne!(taken.mac, old.mac);
+    e.restore(old, &ended);
+    assert_eq!(e.pool().lease(a), Some(&taken), "the newer lease stands");
+}

@@ -18,7 +18,7 @@ use super::neighbours::Neighbours;
 use super::wire;
 use crate::names::Directory;
 use crate::shutdown::Stop;
-use crate::state::{Change, LeaseState, Store, UnixTime};
+use crate::state::{Change, Lease, LeaseState, Store, StoreError, UnixTime};
 
 /// Largest datagram read; anything longer is not a DHCP message we serve.
 const RECV_BUF: usize = 4096;
@@ -69,6 +69,46 @@ impl Server {
         names: NameFeed,
     ) -> Self {
         Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours, names }
+    }
+
+    /// Every lease record the server holds (active, released, expired, declined), in address
+    /// order.
+    pub fn leases(&self) -> Vec<Lease> {
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut leases: Vec<Lease> = engine.pool().records().cloned().collect();
+        leases.sort_by_key(|l| u32::from(l.ip));
+        leases
+    }
+
+    /// Ends the lease of `ip` now (the admin API's delete): durable before this returns `Ok(true)`,
+    /// its name gone from DNS right after. `Ok(false)`: no bound active lease of `ip`. On a failed
+    /// commit the lease is put back as it was, unless the address was given out meanwhile.
+    pub async fn revoke(&self, ip: Ipv4Addr) -> Result<bool, StoreError> {
+        let (old, ended, durable) = {
+            let mut engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((old, ended)) = engine.revoke(ip, unix_now()) else { return Ok(false) };
+            // Queued under the engine lock, so it reaches the disk in decision order with the
+            // DHCP server's own commits (a re-lease of this address is queued after it).
+            match self.store.submit(vec![Change::PutLease(ended.clone())]) {
+                Ok(durable) => (old, ended, durable),
+                Err(e) => {
+                    engine.restore(old, &ended);
+                    return Err(e);
+                }
+            }
+        };
+        match durable.await {
+            Ok(()) => {
+                info!(%ip, mac = %old.mac, hostname = old.hostname.as_deref().unwrap_or(""), "lease revoked by the admin api");
+                self.names.changed.notify_one();
+                Ok(true)
+            }
+            Err(e) => {
+                warn!(%ip, error = ?e, "lease revocation not stored; lease kept");
+                self.engine.lock().unwrap_or_else(PoisonError::into_inner).restore(old, &ended);
+                Err(e)
+            }
+        }
     }
 
     /// Hands the leases in memory to the directory, which rebuilds the names and publishes
