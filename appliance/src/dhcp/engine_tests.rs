@@ -388,12 +388,12 @@ fn an_admin_revoke_frees_the_address_and_a_failed_commit_puts_it_back() {
     e.restore(old.clone(), &ended);
     assert_eq!(e.pool().lease(a), Some(&old));
     // Revoked for good: another client may now get it, and a late restore does not take it back.
-    let (old, ended) = e.revoke(a, 30).unwrap();
+    let (old, ended) = e.revoke(a, 30).expect("bound again");
     // Three more clients for three addresses: the last one gets the revoked one.
     for n in 2..=4 {
         dora(&mut e, n, 31);
     }
-    let taken = e.pool().lease(a).cloned().unwrap();
+    let taken = e.pool().lease(a).cloned().expect("a record");
     assert_eq!(taken.state, LeaseState::Active, "the pool gave the address out again");
     assert_ne!(taken.mac, old.mac);
     e.restore(old, &ended);
