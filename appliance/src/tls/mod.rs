@@ -66,3 +66,184 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConf
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    use super::*;
+
+    /// Longest a test handshake may take before the test fails rather than hangs.
+    const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+    #[derive(Debug)]
+    struct Only(&'static [&'static str]);
+
+    impl NamePolicy for Only {
+        fn allows(&self, name: &str) -> bool {
+            self.0.contains(&name)
+        }
+    }
+
+    #[derive(Debug)]
+    struct Anything;
+
+    impl NamePolicy for Anything {
+        fn allows(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn ca() -> (tempfile::TempDir, Arc<Ca>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Arc::new(Ca::load_or_create(dir.path(), "prox.local").unwrap());
+        (dir, ca)
+    }
+
+    /// A client that trusts only `ca`, offering h2 and http/1.1 like a browser.
+    fn client(ca: &Ca, versions: &[&'static SupportedProtocolVersion]) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.certificate_der().clone()).unwrap();
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// One handshake over TCP on 127.0.0.1: the client's outcome (the negotiated ALPN protocol
+    /// and TLS version) and the server's.
+    async fn handshake(
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+        name: &str,
+    ) -> (io::Result<(Vec<u8>, rustls::ProtocolVersion)>, io::Result<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_side = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await?;
+            let mut tls = TlsAcceptor::from(server).accept(tcp).await?;
+            tls.shutdown().await
+        });
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let client_side = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let mut tls = TlsConnector::from(client).connect(name, tcp).await?;
+            let session = tls.get_ref().1;
+            let alpn = session.alpn_protocol().unwrap_or_default().to_vec();
+            let version = session.protocol_version().unwrap();
+            // Until the server's close_notify, so it never writes to a closed socket.
+            tls.read_to_end(&mut Vec::new()).await?;
+            Ok((alpn, version))
+        };
+        let client_result = tokio::time::timeout(HANDSHAKE_LIMIT, client_side).await.unwrap();
+        let server_result = tokio::time::timeout(HANDSHAKE_LIMIT, server_side).await.unwrap().unwrap();
+        (client_result, server_result)
+    }
+
+    /// The rustls error inside an I/O error from a handshake.
+    fn tls_error(err: &io::Error) -> &rustls::Error {
+        err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).unwrap()
+    }
+
+    fn proxy(ca: &Arc<Ca>, policy: Arc<dyn NamePolicy>) -> Arc<ServerConfig> {
+        proxy_server_config(Arc::new(Certificates::new(ca.clone(), policy))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn proxy_serves_an_allowed_name_with_h2() {
+        let (_dir, ca) = ca();
+        let server = proxy(&ca, Arc::new(Only(&["app.prox.local"])));
+        let (client, server) =
+            handshake(server, client(&ca, &[&rustls::version::TLS13]), "app.prox.local").await;
+        let (alpn, version) = client.unwrap();
+        server.unwrap();
+        assert_eq!(alpn, b"h2");
+        assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
+    }
+
+    #[tokio::test]
+    async fn proxy_speaks_tls12_too() {
+        let (_dir, ca) = ca();
+        let server = proxy(&ca, Arc::new(Only(&["app.prox.local"])));
+        let (client, server) =
+            handshake(server, client(&ca, &[&rustls::version::TLS12]), "app.prox.local").await;
+        let (alpn, version) = client.unwrap();
+        server.unwrap();
+        assert_eq!(alpn, b"h2");
+        assert_eq!(version, rustls::ProtocolVersion::TLSv1_2);
+    }
+
+    #[tokio::test]
+    async fn proxy_refuses_a_name_the_policy_refuses() {
+        let (_dir, ca) = ca();
+        let server = proxy(&ca, Arc::new(Only(&["app.prox.local"])));
+        let (client, server) = handshake(server, client(&ca, rustls::ALL_VERSIONS), "other.prox.local").await;
+        assert!(client.is_err());
+        assert!(server.is_err());
+    }
+
+    #[tokio::test]
+    async fn proxy_refuses_a_client_without_sni() {
+        let (_dir, ca) = ca();
+        let server = proxy(&ca, Arc::new(Anything));
+        // Clients send no SNI for an address.
+        let (client, server) = handshake(server, client(&ca, rustls::ALL_VERSIONS), "127.0.0.1").await;
+        assert!(client.is_err());
+        assert!(server.is_err());
+    }
+
+    /// Names outside the domain are refused twice: the cache does not issue them even when the
+    /// policy says yes, and a certificate forged with the CA key is rejected by clients because
+    /// of the CA's name constraint.
+    #[tokio::test]
+    async fn names_outside_the_domain_are_refused_by_us_and_by_clients() {
+        let (_dir, ca) = ca();
+        let server = proxy(&ca, Arc::new(Anything));
+        let (client_result, server_result) =
+            handshake(server, client(&ca, rustls::ALL_VERSIONS), "evil.example.com").await;
+        assert!(client_result.is_err());
+        assert!(server_result.is_err());
+
+        let forged = ca.sign_leaf(&["evil.example.com".into()], &[]).unwrap();
+        let server = server_config(Arc::new(SingleCertAndKey::from(forged.key))).unwrap();
+        let (client_result, _) =
+            handshake(server, client(&ca, rustls::ALL_VERSIONS), "evil.example.com").await;
+        let err = client_result.unwrap_err();
+        let rustls::Error::InvalidCertificate(cert_error) = tls_error(&err) else { panic!("{err}") };
+        assert!(format!("{cert_error:?}").contains("NameConstraintViolation"), "{cert_error:?}");
+    }
+
+    #[tokio::test]
+    async fn admin_is_served_by_address_without_sni() {
+        let (_dir, ca) = ca();
+        let names = ["proximity.prox.local".to_owned()];
+        let ips = ["127.0.0.1".parse().unwrap()];
+        let server = admin_server_config(&ca, &names, &ips).unwrap();
+        for name in ["127.0.0.1", "proximity.prox.local"] {
+            let (client, server) = handshake(server.clone(), client(&ca, rustls::ALL_VERSIONS), name).await;
+            assert_eq!(client.unwrap().0, b"h2", "{name}");
+            server.unwrap();
+        }
+        // Any SNI gets the admin certificate; a client asking for another name rejects it.
+        let (client, _) = handshake(server, client(&ca, rustls::ALL_VERSIONS), "app.prox.local").await;
+        let err = client.unwrap_err();
+        assert!(
+            matches!(
+                tls_error(&err),
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })
+            ),
+            "{err}"
+        );
+    }
+}
