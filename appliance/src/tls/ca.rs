@@ -143,7 +143,11 @@ impl Ca {
         // `load_or_create` reports rather than silently replacing.
         files::create_new(key_path, key_pem.as_bytes(), CA_KEY_MODE)?;
         files::create_new(cert_path, ca.cert_pem.as_bytes(), CA_CERT_MODE)?;
-        info!(path = %cert_path.display(), domain = %ca.domain, "created the local CA; clients must trust it");
+        info!(
+            path = %cert_path.display(),
+            domain = %ca.domain,
+            "created the local CA; clients must trust it"
+        );
         Ok(ca)
     }
 
