@@ -5,11 +5,14 @@
 //! - [`dhcp`]: the DHCPv4 server on the LAN interface.
 //! - [`names`]: host names derived from reservations and leases by the name policy.
 //! - [`dns`]: the DNS server: our zones from the names, split horizon, forwarding for the LAN.
+//! - [`apps`]: apps at run time: the proxy's route table derived from the names, and which
+//!   names get certificates.
 //! - [`proxy`]: the reverse proxy to the apps, by Host, over HTTP/1.1 and HTTP/2, with TLS.
 //! - [`tls`]: the local certificate authority and certificates issued by name.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
 
+pub mod apps;
 pub mod dhcp;
 pub mod dns;
 pub mod names;
