@@ -22,6 +22,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The limits [`super::serve`] applies. `Default` gives the constants of this module.
+/// `max_connections` is at least 1; `max_header_bytes` at least 8 KiB (hyper's smallest buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,

@@ -61,7 +61,7 @@ impl Server {
             proxy,
             limits,
             builder,
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            slots: Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS))),
             connections: TaskTracker::new(),
             stop,
             cut: CancellationToken::new(),

@@ -184,3 +184,30 @@ async fn metrics_render_what_happened() {
     }
     assert!(out.contains("# TYPE proximity_proxy_open_connections gauge"));
 }
+
+#[tokio::test]
+async fn backend_that_cannot_be_reached_in_time_is_a_504() {
+    // A listener that never accepts, its queue filled: further SYNs are dropped, so a connect
+    // hangs (Linux) rather than being refused.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    socket.listen(0).unwrap();
+    let full = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(full)).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(e)) => panic!("connect to the full listener failed: {e}"),
+            Err(_) => break,
+        }
+        assert!(queued.len() < 16, "the listen queue never filled");
+    }
+    let limits = Limits { connect_timeout: Duration::from_millis(300), ..Limits::default() };
+    let proxy = Proxy::start_with(table([("a.prox.local", route("a", &[full]))]), limits, None).await;
+    let start = Instant::now();
+    let reply = get(proxy.http, "a.prox.local", "/").await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(proxy.metrics.backend_errors(BackendError::ConnectTimeout), 1);
+    drop(socket);
+}
