@@ -9,9 +9,11 @@
 //!   names get certificates.
 //! - [`proxy`]: the reverse proxy to the apps, by Host, over HTTP/1.1 and HTTP/2, with TLS.
 //! - [`tls`]: the local certificate authority and certificates issued by name.
+//! - [`api`]: the admin API (apps, leases, reservations, DNS records, health, metrics) over HTTP.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
 
+pub mod api;
 pub mod apps;
 pub mod dhcp;
 pub mod dns;
