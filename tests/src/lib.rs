@@ -34,17 +34,24 @@
 //! - [`names`]: unique namespace and interface names per lab.
 //! - [`logs`]: the lab's log files, shown when a test fails.
 //! - [`wait`]: polling with deadlines, the only way the lab waits.
+//! - [`http`]: `curl` run in a host's namespace and its answer read; [`http::Admin`], the
+//!   admin API as a user drives it with curl; [`http::Backend`], the `lab-backend` app server.
+//! - [`stream`]: the byte pattern and digest of the large bodies streamed through the proxy.
+//! - [`websocket`]: the handshake key and frames of RFC 6455, for `lab-backend` and `lab-ws-client`.
 
 pub mod appliance;
 pub mod clients;
 pub mod dns;
+pub mod http;
 pub mod logs;
 pub mod names;
 pub mod netns;
 pub mod process;
+pub mod stream;
 pub mod topology;
 pub mod wait;
 pub mod wan;
+pub mod websocket;
 
 pub use appliance::Appliance;
 pub use clients::{Dhclient, Dhcpcd, Event, Lease, Udhcpc, UdhcpcDaemon};
