@@ -1,17 +1,85 @@
 //! The bodies the proxy streams: [`ProxyBody`] to clients (a backend's body or one of our
 //! fixed pages) and [`RequestBody`] to backends (the client's body, which a second backend can
-//! still take if the first could not be reached).
+//! still take if the first could not be reached). Either side that keeps the other waiting
+//! mid-body too long fails the body ([`Stalled`]), so neither can hold a request forever.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
 
 use super::activity::InFlight;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which side stopped sending a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Backend,
+}
+
+/// A body that sent nothing for its limit while being read.
+#[derive(Debug, thiserror::Error)]
+#[error("{side:?} sent no body data for {after:?}")]
+pub(crate) struct Stalled {
+    pub side: Side,
+    pub after: Duration,
+}
+
+/// Measures how long a body keeps its reader waiting: from the first `Pending` after a frame
+/// until the next frame. Time the reader spends elsewhere (a slow client not reading the
+/// response) does not count. The timer is made at the first wait, so bodies that never keep
+/// anyone waiting cost nothing.
+#[derive(Debug)]
+struct Watchdog {
+    side: Side,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl Watchdog {
+    fn new(side: Side, limit: Duration) -> Self {
+        Watchdog { side, limit, timer: None, waiting: false }
+    }
+
+    /// Polls `body` under the watchdog.
+    fn poll<B>(
+        &mut self,
+        body: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        if let Poll::Ready(frame) = body.poll_frame(cx) {
+            self.waiting = false;
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = Instant::now() + self.limit;
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if !self.waiting {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Stalled { side: self.side, after: self.limit }.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// A response body to a client. It holds its request's [`InFlight`] guard, so the connection
 /// counts as busy until the body has been sent (or abandoned).
@@ -23,14 +91,15 @@ pub struct ProxyBody {
 
 #[derive(Debug)]
 enum Kind {
-    Upstream(Incoming),
+    Upstream(Incoming, Watchdog),
     /// Our own page; `None` once sent.
     Fixed(Option<Bytes>),
 }
 
 impl ProxyBody {
-    pub(crate) fn upstream(body: Incoming) -> Self {
-        ProxyBody { kind: Kind::Upstream(body), in_flight: None }
+    /// A backend's body, failed if the backend sends nothing for `limit` while we wait.
+    pub(crate) fn upstream(body: Incoming, limit: Duration) -> Self {
+        ProxyBody { kind: Kind::Upstream(body, Watchdog::new(Side::Backend, limit)), in_flight: None }
     }
 
     pub(crate) fn fixed(text: &'static str) -> Self {
@@ -44,28 +113,28 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
-            Kind::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Kind::Upstream(body, watchdog) => watchdog.poll(Pin::new(body), cx),
             Kind::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Upstream(body, _) => body.is_end_stream(),
             Kind::Fixed(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Upstream(body) => body.size_hint(),
+            Kind::Upstream(body, _) => body.size_hint(),
             Kind::Fixed(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
@@ -79,21 +148,30 @@ pub(crate) struct PendingBody {
     slot: Arc<Mutex<Option<Incoming>>>,
     hint: SizeHint,
     end: bool,
+    /// Longest the client may keep a backend waiting mid-body.
+    limit: Duration,
 }
 
 impl PendingBody {
-    pub(crate) fn new(body: Incoming) -> Self {
+    pub(crate) fn new(body: Incoming, limit: Duration) -> Self {
         PendingBody {
             hint: body.size_hint(),
             end: body.is_end_stream(),
             slot: Arc::new(Mutex::new(Some(body))),
+            limit,
         }
     }
 
     /// A body for one more attempt, if no earlier attempt has read any of it.
     pub(crate) fn attempt(&self) -> Option<RequestBody> {
         let intact = self.end || self.slot.lock().unwrap_or_else(PoisonError::into_inner).is_some();
-        intact.then(|| RequestBody { slot: self.slot.clone(), body: None, hint: self.hint, end: self.end })
+        intact.then(|| RequestBody {
+            slot: self.slot.clone(),
+            body: None,
+            hint: self.hint,
+            end: self.end,
+            watchdog: Watchdog::new(Side::Client, self.limit),
+        })
     }
 }
 
@@ -104,6 +182,7 @@ pub(crate) struct RequestBody {
     body: Option<Incoming>,
     hint: SizeHint,
     end: bool,
+    watchdog: Watchdog,
 }
 
 impl Body for RequestBody {
@@ -127,7 +206,7 @@ impl Body for RequestBody {
             }
         }
         match &mut this.body {
-            Some(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Some(body) => this.watchdog.poll(Pin::new(body), cx),
             None => Poll::Ready(None),
         }
     }

@@ -18,7 +18,7 @@ use super::metrics::{BackendError, Metrics};
 use super::pages::Page;
 use super::routes::Routes;
 use super::upgrade::Tunnels;
-use super::upstream::{Outgoing, Upstream};
+use super::upstream::{Failure, Outgoing, Upstream};
 
 /// What every request shares.
 #[derive(Debug)]
@@ -68,7 +68,11 @@ impl Proxy {
             let outgoing = Outgoing { parts, body, host, origin };
             match self.upstream.forward(&route, &self.health, &self.tunnels, &self.metrics, outgoing).await {
                 Ok(response) => response,
-                Err(kind) => page(kind).response(),
+                Err(Failure::Backend(kind)) => page(kind).response(),
+                Err(Failure::ClientStalled) => {
+                    self.metrics.body_timeout();
+                    Page::RequestTimeout.response()
+                }
             }
         };
         self.metrics.request(&route.app, response.status().as_u16(), start.elapsed());

@@ -9,12 +9,14 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// the connection's accept for the first request): the slowloris guard.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client connection with no request in flight and no traffic for this long is closed
-/// (HTTP/1.1 keep-alive, HTTP/2 without streams).
+/// (HTTP/1.1 keep-alive, HTTP/2 without streams). Also the longest a client may pause in the
+/// middle of a request body (408).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for a TCP connection to a backend.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for a backend's response head once the request is sent (connect included).
-/// The body then streams for as long as it takes.
+/// Longest wait for a backend's response head once the request is sent (connect included),
+/// and for each next piece of its body: the body streams for as long as it takes, but a
+/// backend silent this long mid-body has its response cut.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest request head a client may send (HTTP/1.1 read buffer, HTTP/2 header list).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;

@@ -76,6 +76,8 @@ pub struct Metrics {
     tls_failures: AtomicU64,
     /// Connections closed because a request head took longer than `Limits::header_read_timeout`.
     header_timeouts: AtomicU64,
+    /// Requests whose client stopped sending its body for `Limits::idle_timeout` (408).
+    body_timeouts: AtomicU64,
     /// Upgraded connections (WebSocket and the like) bridged to a backend.
     upgrades: AtomicU64,
 }
@@ -132,6 +134,10 @@ impl Metrics {
         bump(&self.header_timeouts);
     }
 
+    pub(crate) fn body_timeout(&self) {
+        bump(&self.body_timeouts);
+    }
+
     pub(crate) fn upgraded(&self) {
         bump(&self.upgrades);
     }
@@ -157,6 +163,10 @@ impl Metrics {
 
     pub fn header_timeouts(&self) -> u64 {
         self.header_timeouts.load(Ordering::Relaxed)
+    }
+
+    pub fn body_timeouts(&self) -> u64 {
+        self.body_timeouts.load(Ordering::Relaxed)
     }
 
     /// Appends every series in the Prometheus text exposition format (version 0.0.4).
@@ -238,6 +248,12 @@ impl Metrics {
                 "counter",
                 "Connections closed for sending a request head too slowly.",
                 &self.header_timeouts,
+            ),
+            (
+                "body_timeouts_total",
+                "counter",
+                "Requests whose client stopped sending the body (408).",
+                &self.body_timeouts,
             ),
             ("upgrades_total", "counter", "Upgraded connections bridged to a backend.", &self.upgrades),
         ] {

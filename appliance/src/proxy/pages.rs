@@ -17,6 +17,8 @@ const UNAVAILABLE: &str = "<!doctype html>\n<title>503 Service Unavailable</titl
 <h1>Service Unavailable</h1>\n<p>The app is not healthy right now. Try again shortly.</p>\n";
 const GATEWAY_TIMEOUT: &str = "<!doctype html>\n<title>504 Gateway Timeout</title>\n\
 <h1>Gateway Timeout</h1>\n<p>The app took too long to answer. Try again shortly.</p>\n";
+const REQUEST_TIMEOUT: &str = "<!doctype html>\n<title>408 Request Timeout</title>\n\
+<h1>Request Timeout</h1>\n<p>The request body stopped arriving. Try again.</p>\n";
 const NOT_ALLOWED: &str = "<!doctype html>\n<title>405 Method Not Allowed</title>\n\
 <h1>Method Not Allowed</h1>\n<p>This is not a forward proxy.</p>\n";
 
@@ -27,6 +29,8 @@ pub enum Page {
     BadGateway,
     Unavailable,
     GatewayTimeout,
+    /// The client stopped sending its request body.
+    RequestTimeout,
     /// `CONNECT`: we route to apps, we do not tunnel anywhere a client names.
     NotAllowed,
 }
@@ -38,6 +42,7 @@ impl Page {
             Page::BadGateway => StatusCode::BAD_GATEWAY,
             Page::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Page::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Page::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Page::NotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -48,6 +53,7 @@ impl Page {
             Page::BadGateway => BAD_GATEWAY,
             Page::Unavailable => UNAVAILABLE,
             Page::GatewayTimeout => GATEWAY_TIMEOUT,
+            Page::RequestTimeout => REQUEST_TIMEOUT,
             Page::NotAllowed => NOT_ALLOWED,
         }
     }

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::debug;
 
 use super::Limits;
-use super::body::{PendingBody, ProxyBody, RequestBody};
+use super::body::{PendingBody, ProxyBody, RequestBody, Side, Stalled};
 use super::forward::{self, Origin};
 use super::health::Health;
 use super::metrics::{BackendError, Metrics};
@@ -36,8 +36,18 @@ pub const POOL_MAX_IDLE_PER_BACKEND: usize = 64;
 pub(crate) struct Upstream {
     client: Client<HttpConnector, RequestBody>,
     response_timeout: Duration,
+    /// Longest a client may keep a backend waiting mid-body (`Limits::idle_timeout`).
+    client_body_timeout: Duration,
     /// Round-robin position, shared by all apps (each still sees its backends in turn).
     next: AtomicUsize,
+}
+
+/// Why a request got no response from a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Backend(BackendError),
+    /// The client stopped sending its body mid-way; not the backend's fault.
+    ClientStalled,
 }
 
 /// A client request, taken apart for forwarding.
@@ -62,7 +72,12 @@ impl Upstream {
             // Our Host header, which the client keeps, is the client's.
             .set_host(false)
             .build(connector);
-        Upstream { client, response_timeout: limits.response_timeout, next: AtomicUsize::new(0) }
+        Upstream {
+            client,
+            response_timeout: limits.response_timeout,
+            client_body_timeout: limits.idle_timeout,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// Sends `request` to a backend of `route` and returns its response for the client, or why
@@ -75,28 +90,28 @@ impl Upstream {
         tunnels: &Tunnels,
         metrics: &Metrics,
         request: Outgoing,
-    ) -> Result<Response<ProxyBody>, BackendError> {
+    ) -> Result<Response<ProxyBody>, Failure> {
         let failed = |kind: BackendError| {
             metrics.backend_error(kind);
-            kind
+            Failure::Backend(kind)
         };
         let Outgoing { mut parts, body, host, origin } = request;
         let upgrade = forward::upgrade_protocol(&parts);
         // Taken before the head is rewritten; only an upgrade request needs it.
         let client_upgrade = upgrade.as_ref().and_then(|_| parts.extensions.remove::<OnUpgrade>());
         forward::request_head(&mut parts, &host, origin, upgrade.as_ref());
-        let pending = PendingBody::new(body);
+        let pending = PendingBody::new(body, self.client_body_timeout);
 
         let candidates = self.candidates(route, health);
         if candidates.is_empty() {
             return Err(failed(BackendError::Unhealthy));
         }
-        let mut failure = BackendError::Unhealthy;
+        let mut failure = Failure::Backend(BackendError::Unhealthy);
         for (i, &backend) in candidates.iter().enumerate() {
             // A body partly sent to a backend cannot be sent again to another.
             let Some(body) = pending.attempt() else { break };
             let Some(uri) = forward::backend_uri(backend, &parts.uri) else {
-                return Err(BackendError::Failed);
+                return Err(Failure::Backend(BackendError::Failed));
             };
             let headers = if i + 1 == candidates.len() {
                 std::mem::take(&mut parts.headers)
@@ -112,21 +127,26 @@ impl Upstream {
                 .await
             {
                 Ok(Ok(response)) => response,
+                Ok(Err(e)) if client_stalled(&e) => {
+                    debug!(app = %route.app, %backend, "client stalled sending its body");
+                    return Err(Failure::ClientStalled);
+                }
                 Ok(Err(e)) => {
-                    let kind = failed(classify(&e));
+                    let kind = classify(&e);
                     debug!(app = %route.app, %backend, kind = kind.as_str(), error = %chain(&e), "backend failed");
+                    failure = failed(kind);
                     if e.is_connect() {
-                        failure = kind;
                         continue;
                     }
-                    return Err(kind);
+                    return Err(failure);
                 }
                 Err(_) => {
                     debug!(app = %route.app, %backend, "backend response timed out");
                     return Err(failed(BackendError::ResponseTimeout));
                 }
             };
-            return respond(response, client_upgrade, tunnels, &route.app, backend).map_err(failed);
+            return respond(response, client_upgrade, tunnels, &route.app, backend, self.response_timeout)
+                .map_err(failed);
         }
         Err(failure)
     }
@@ -153,6 +173,7 @@ fn respond(
     tunnels: &Tunnels,
     app: &str,
     backend: SocketAddr,
+    body_timeout: Duration,
 ) -> Result<Response<ProxyBody>, BackendError> {
     let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if upgraded {
@@ -167,7 +188,7 @@ fn respond(
     forward::response_head(&mut parts.headers, upgraded);
     // hyper writes the version the client speaks.
     parts.version = Version::default();
-    Ok(Response::from_parts(parts, ProxyBody::upstream(body)))
+    Ok(Response::from_parts(parts, ProxyBody::upstream(body, body_timeout)))
 }
 
 /// What kind of failure a client error was, from the I/O error at its root.
@@ -185,6 +206,18 @@ fn classify(e: &hyper_util::client::legacy::Error) -> BackendError {
         (true, _) => BackendError::Refused,
         (false, _) => BackendError::Failed,
     }
+}
+
+/// Whether the request failed because the client's body stalled (see [`Stalled`]).
+fn client_stalled(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(err) = source {
+        if err.downcast_ref::<Stalled>().is_some_and(|s| s.side == Side::Client) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, for logs only (never for clients).

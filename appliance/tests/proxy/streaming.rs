@@ -217,3 +217,66 @@ async fn backend_connections_are_kept_alive_and_reused() {
     }
     assert!(backend.accepted() <= 2, "backend accepted {} connections for 50 requests", backend.accepted());
 }
+
+/// One chunk, then nothing ever again.
+struct Stall(Option<Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut().0.take() {
+            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_backend_silent_mid_body_has_its_response_cut() {
+    let backend =
+        Backend::start(|_| async { Response::new(Stall(Some(Bytes::from_static(b"partial"))).boxed()) })
+            .await;
+    let limits = proximity_appliance::proxy::Limits {
+        response_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let proxy = Proxy::start_with(table([("a.prox.local", route("a", &[backend.addr]))]), limits, None).await;
+    let request =
+        Request::get(format!("http://{}/", proxy.http)).header("host", "a.prox.local").body(empty()).unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let start = Instant::now();
+    let body =
+        tokio::time::timeout(PATIENCE, response.into_body().collect()).await.expect("body never ended");
+    assert!(body.is_err(), "a cut body must not look complete");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(250));
+    eventually("the client connection closed", || async { proxy.metrics.open_connections() == 0 }).await;
+}
+
+#[tokio::test]
+async fn a_client_silent_mid_upload_gets_a_408() {
+    let backend = Backend::start(|request: Request<Incoming>| async move {
+        match request.into_body().collect().await {
+            Ok(body) => text(StatusCode::OK, body.to_bytes()),
+            Err(_) => text(StatusCode::BAD_REQUEST, "cut"),
+        }
+    })
+    .await;
+    let limits = proximity_appliance::proxy::Limits {
+        idle_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let proxy = Proxy::start_with(table([("a.prox.local", route("a", &[backend.addr]))]), limits, None).await;
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a.prox.local\r\nContent-Length: 100\r\n\r\nonly this")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(250));
+    assert_eq!(proxy.metrics.body_timeouts(), 1);
+}
