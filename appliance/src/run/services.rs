@@ -1,0 +1,172 @@
+//! Starting each service the config enables: DNS, DHCP, the proxy and the admin API. Each one's
+//! sockets are bound before anything is spawned, the metrics are shared with the admin API's
+//! `/metrics`, and each service's state is kept for `/v1/health`.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use super::{Services, Shared, bind};
+use crate::api::{self, LeaseAdmin};
+use crate::apps;
+use crate::dhcp;
+use crate::dns;
+use crate::proxy;
+use crate::state::{Lease, StoreError};
+use crate::tls;
+
+/// Starts every enabled service into `services`.
+pub(super) async fn start(
+    shared: &Shared,
+    leases: Vec<Lease>,
+    services: &mut Services,
+) -> anyhow::Result<()> {
+    let config = &shared.config;
+    for (name, enabled) in [
+        ("dns", config.dns.enabled),
+        ("dhcp", config.dhcp.enabled),
+        ("proxy", config.proxy.enabled),
+        ("admin", config.admin.enabled),
+    ] {
+        if !enabled {
+            shared.states.set(name, "disabled");
+        }
+    }
+    let dns_metrics = Arc::new(dns::Metrics::default());
+    let dhcp_metrics = Arc::new(dhcp::Metrics::default());
+    let proxy_metrics = Arc::new(proxy::Metrics::default());
+
+    if config.dns.enabled {
+        let (udp, tcp) = bind::dns(&config.dns.listen)?;
+        let handler = dns::Handler::new(config, shared.names.clone(), dns_metrics.clone())
+            .context("cannot set up the dns server")?;
+        let stop = shared.stop.clone();
+        spawn(shared, services, "dns", dns::serve(udp, tcp, Arc::new(handler), stop));
+    }
+
+    let mut lease_admin: Option<Arc<dyn LeaseAdmin>> = None;
+    if config.dhcp.enabled {
+        let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
+            .context("cannot open the dhcp socket")?;
+        info!(addr = %socket.local_addr()?, interface = %config.lan.interface, range = %config.dhcp.range, "listening for dhcp");
+        let feed = dhcp::NameFeed::new(shared.directory.clone());
+        let server =
+            dhcp::server(config, leases, shared.store.clone(), dhcp_metrics.clone(), feed, &shared.stop);
+        lease_admin = Some(Arc::new(server.clone()));
+        spawn(shared, services, "dhcp", server.serve(socket, shared.stop.clone()));
+    }
+
+    if config.proxy.enabled {
+        let proxy_config = &config.proxy;
+        let http = bind::tcp("proxy/http", &proxy_config.http_listen)?;
+        let https = bind::tcp("proxy/https", &proxy_config.https_listen)?;
+        let tls = match &shared.ca {
+            Some(ca) if !https.is_empty() => {
+                let policy = Arc::new(apps::RoutedNames(shared.routes.clone()));
+                let certs = Arc::new(tls::Certificates::new(ca.clone(), policy));
+                Some(tls::proxy_server_config(certs).context("cannot set up tls for the proxy")?)
+            }
+            _ => None,
+        };
+        let limits = proxy::Limits {
+            max_connections: usize::try_from(proxy_config.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: proxy_config.header_read_timeout,
+            idle_timeout: proxy_config.idle_timeout,
+            connect_timeout: proxy_config.connect_timeout,
+            response_timeout: proxy_config.response_timeout,
+            max_header_bytes: usize::try_from(proxy_config.max_header_bytes).unwrap_or(usize::MAX),
+            ..proxy::Limits::default()
+        };
+        let serving = proxy::serve(
+            http,
+            https,
+            tls,
+            shared.routes.clone(),
+            proxy_metrics.clone(),
+            limits,
+            shared.stop.clone(),
+        );
+        spawn(shared, services, "proxy", serving);
+    }
+
+    if config.admin.enabled {
+        let listeners = bind::tcp("admin", &config.admin.listen)?;
+        let path = config.admin.token_file.clone();
+        let token = tokio::task::spawn_blocking(move || api::Token::load_or_create(&path))
+            .await
+            .context("token task failed")?
+            .context("cannot set up the admin api token")?;
+        let tls = match (&shared.ca, config.admin.tls) {
+            (Some(ca), true) => Some(admin_tls(ca, shared).context("cannot set up tls for the admin api")?),
+            _ => None,
+        };
+        let mut state = api::ApiState::new(
+            config,
+            shared.store.clone(),
+            shared.directory.clone(),
+            token,
+            shared.states.clone(),
+        );
+        state.leases = lease_admin;
+        state.ca_pem = shared.ca.as_ref().map(|ca| ca.certificate_pem().to_owned());
+        state.dns_metrics = Some(dns_metrics);
+        state.dhcp_metrics = Some(dhcp_metrics);
+        state.proxy_metrics = Some(proxy_metrics);
+        let serving = api::serve(listeners, tls, Arc::new(state), shared.stop.clone());
+        spawn(shared, services, "admin", serving);
+    }
+    Ok(())
+}
+
+fn spawn(
+    shared: &Shared,
+    services: &mut Services,
+    name: &'static str,
+    serving: impl Future<Output = std::io::Result<()>> + Send + 'static,
+) {
+    shared.states.set(name, "running");
+    services.spawn(async move { (name, serving.await) });
+}
+
+/// The admin API's certificate: `ns.<domain>` (the appliance's name in its zone) and every
+/// address the appliance has now, the gateway and loopback included, since clients reach the
+/// API by address (`https://10.20.0.1:9090`, the WAN address from the user's workstation).
+fn admin_tls(ca: &tls::Ca, shared: &Shared) -> Result<Arc<rustls::ServerConfig>, tls::TlsError> {
+    let config = &shared.config;
+    let names = [format!("{}.{}", proximity_config::types::NS_LABEL, config.dns.domain)];
+    let mut ips = vec![IpAddr::V4(config.lan.gateway()), IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    ips.extend(config.admin.listen.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => ips.extend(addrs.filter_map(|a| {
+            let addr = a.address?;
+            addr.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| addr.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })),
+        Err(e) => {
+            warn!(error = %e, "cannot list the appliance's addresses; the admin certificate names the gateway only")
+        }
+    }
+    ips.retain(|ip| {
+        !ip.is_unspecified() && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+    });
+    ips.sort();
+    ips.dedup();
+    info!(names = ?names, addresses = ?ips, "admin api certificate");
+    tls::admin_server_config(ca, &names, &ips)
+}
+
+/// The admin API's view of the DHCP server: its lease records, and revoking one.
+impl LeaseAdmin for dhcp::server::Server {
+    fn leases(&self) -> Vec<Lease> {
+        dhcp::server::Server::leases(self)
+    }
+
+    fn release(&self, ip: Ipv4Addr) -> Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + '_>> {
+        Box::pin(self.revoke(ip))
+    }
+}
