@@ -97,8 +97,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body of at most [`MAX_BODY_BYTES`]. A `Content-Type` is optional (curl users
-/// forget it); when present it must be JSON.
+/// A JSON request body of at most [`MAX_BODY_BYTES`]. A `Content-Type` is optional; when present
+/// it must be JSON, or `application/x-www-form-urlencoded`, which is what `curl -d` sends unless
+/// told otherwise: the body is still parsed as JSON, so nothing is lost by taking it, and
+/// `curl -d '{"name":...}'` works as users type it.
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub T);
 
@@ -108,6 +110,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
         if let Some(value) = request.headers().get(header::CONTENT_TYPE)
             && !is_json(value)
+            && !is_curl_default(value)
         {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -149,6 +152,17 @@ fn is_json(value: &HeaderValue) -> bool {
     let Ok(text) = value.to_str() else { return false };
     let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// What `curl -d` labels a body with by default.
+fn is_curl_default(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|text| {
+        text.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 /// Parses `bytes` as a `T`: a syntax error is `invalid_json` with its position only; a value of
@@ -224,5 +238,7 @@ mod tests {
         for bad in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""] {
             assert!(!is_json(&HeaderValue::from_static(bad)), "{bad}");
         }
+        assert!(is_curl_default(&HeaderValue::from_static("application/x-www-form-urlencoded")));
+        assert!(!is_curl_default(&HeaderValue::from_static("text/plain")));
     }
 }

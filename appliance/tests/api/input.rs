@@ -91,7 +91,7 @@ async fn bodies_too_large_and_not_json() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.error().0, "body_too_large");
 
-    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+    for content_type in ["text/plain", "application/xml"] {
         let headers = [auth.clone(), ("content-type", content_type.to_owned())];
         let reply = h.send(Method::POST, "/v1/apps", &headers, app_body("web", 50).into_bytes()).await;
         assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
@@ -99,10 +99,13 @@ async fn bodies_too_large_and_not_json() {
     }
     assert!(h.state.directory.apps().is_empty());
 
-    // No Content-Type at all is fine (curl -d without -H).
+    // No Content-Type at all is fine, and so is the form type `curl -d` sends by default.
     let reply =
         h.send(Method::POST, "/v1/apps", std::slice::from_ref(&auth), app_body("web", 50).into_bytes()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let headers = [auth.clone(), ("content-type", "application/x-www-form-urlencoded".to_owned())];
+    let reply = h.send(Method::POST, "/v1/apps", &headers, app_body("curl", 51).into_bytes()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "curl -d: {}", reply.text());
     // JSON with parameters is JSON.
     let headers = [auth, ("content-type", "application/json; charset=utf-8".to_owned())];
     let reply = h.send(Method::POST, "/v1/apps", &headers, app_body("api", 51).into_bytes()).await;
