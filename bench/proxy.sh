@@ -47,7 +47,7 @@ ERROR_MAX_PCT=0.1                     # a run with more failed requests than thi
 REGISTRATIONS=10                      # registration-to-first-success measurements (ours)
 REG_LIMIT_S=10                        # a new app must answer within this
 
-QUICK=0; BUILD=1; SECS=""; ROUNDS=""; WAIT_QUIET=0; CASES="small,64k,h2"; SERVERS="backend,ours,nginx,caddy"
+QUICK=0; BUILD=1; SECS=""; ROUNDS=""; WAIT_QUIET=0; CASES="small,64k,h2"; SERVERS="backend,ours,nginx,caddy"; CPU_CAP_PCT=50
 
 usage() {
     sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -61,6 +61,8 @@ Options:
                     over TLS); default all three
   --secs N          length of each wrk/h2load run (default 10, --quick 3)
   --rounds N        runs per server and case, interleaved; the median is reported (default 3, --quick 1)
+  --cpu-cap PCT     the small case also runs with each proxy held to PCT% of its core (cgroup CPU
+                    quota), so the proxy, not CPU 1 (wrk + backend), is the bottleneck (default 50; 0 = none)
   --registrations N registration-to-first-success measurements for ours (default 10, --quick 5)
   --wait-quiet S    first wait up to S seconds for other processes to use under 15% CPU
   -h, --help        this text
@@ -84,6 +86,8 @@ while [ $# -gt 0 ]; do
         --secs=*) SECS="${1#--secs=}" ;;
         --rounds) shift; ROUNDS="${1:-}" ;;
         --rounds=*) ROUNDS="${1#--rounds=}" ;;
+        --cpu-cap) shift; CPU_CAP_PCT="${1:-}" ;;
+        --cpu-cap=*) CPU_CAP_PCT="${1#--cpu-cap=}" ;;
         --registrations) shift; REGS="${1:-}" ;;
         --registrations=*) REGS="${1#--registrations=}" ;;
         --wait-quiet) shift; WAIT_QUIET="${1:-}" ;;
@@ -108,6 +112,7 @@ if [ -n "$REGS" ]; then
     REGISTRATIONS=$REGS
 fi
 [[ "$WAIT_QUIET" =~ ^[0-9]{1,5}$ ]] || { echo "proxy.sh: --wait-quiet takes seconds" >&2; exit 1; }
+[[ "$CPU_CAP_PCT" =~ ^[0-9]{1,2}$ ]] || { echo "proxy.sh: --cpu-cap takes 0..99" >&2; exit 1; }
 [[ "$CONNS" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "proxy.sh: PROXY_CONNS takes 1..9999" >&2; exit 1; }
 [[ "$H2_STREAMS" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "proxy.sh: PROXY_H2_STREAMS takes 1..999" >&2; exit 1; }
 ORDER_CASES=()
@@ -155,8 +160,50 @@ client_ns() { echo "$TAG-$1-c"; }
 # Cleanup (lib.sh): every process we started (by PID) and every namespace we created, on any
 # exit; then the state (configs, keys, the servers' files).
 
-cleanup_extra() { rm -rf "$STATE"; }
+CGROUPS=()                # CPU cgroups we made, removed on exit
+
+cleanup_extra() {
+    for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null; done
+    rm -rf "$STATE"
+}
 install_traps proxy.sh
+
+# ---------------------------------------------------------------------------------------------
+# CPU caps, as in dns.sh: each proxy in a CPU cgroup of its own whose quota the capped runs set
+# (cgroup v1 cpu.cfs_quota_us or v2 cpu.max), with a 10 ms period. Why: on two cores the backend
+# and wrk share CPU 1, and at a whole core a fast proxy can use all of it; held to part of its
+# core, the proxy is the bottleneck. No cgroup (or --cpu-cap 0): no capped runs.
+
+CG_PERIOD_US=10000
+CG_BASE=""; CG_V=""
+if [ "$CPU_CAP_PCT" -gt 0 ]; then
+    if [ -f /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control; then
+        CG_BASE=/sys/fs/cgroup; CG_V=2
+    elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        CG_BASE=/sys/fs/cgroup/cpu; CG_V=1
+    fi
+fi
+cg_dir() { echo "$CG_BASE/$TAG-$1"; }
+cg_make() {
+    [ -n "$CG_BASE" ] || return 0
+    local d; d=$(cg_dir "$1")
+    mkdir "$d" || return 1; CGROUPS+=("$d")
+    cg_cap "$1" 0
+}
+cg_cap() {  # cg_cap SERVER PCT (0 = no cap)
+    [ -n "$CG_BASE" ] || return 0
+    local d quota; d=$(cg_dir "$1"); quota=$(( $2 * CG_PERIOD_US / 100 ))
+    if [ "$CG_V" = 1 ]; then
+        echo "$CG_PERIOD_US" >"$d/cpu.cfs_period_us" && echo "$([ "$2" -gt 0 ] && echo "$quota" || echo -1)" >"$d/cpu.cfs_quota_us"
+    else
+        echo "$([ "$2" -gt 0 ] && echo "$quota" || echo max) $CG_PERIOD_US" >"$d/cpu.max"
+    fi
+}
+# The command prefix that puts a server into its cgroup, then execs it (so $! stays the server;
+# nginx's worker inherits it). Outside `ip netns exec`, which mounts a sysfs of its own.
+cg_enter() {
+    if [ -n "$CG_BASE" ]; then printf '%s\0' sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$(cg_dir "$1")"; fi
+}
 
 # ---------------------------------------------------------------------------------------------
 # Namespaces. <tag>-lan holds bridge br0 with the backend at 10.20.0.10. <tag>-<proxy>-s holds
@@ -281,7 +328,8 @@ $(nginx_http_common "$1")
 }
 EOF
     } >"$1/nginx.conf"
-    ip netns exec "$TAG-nginx-s" "${SRV_CPU[@]}" nice -n -5 \
+    local enter=(); mapfile -d '' -t enter < <(cg_enter nginx)
+    "${enter[@]}" ip netns exec "$TAG-nginx-s" "${SRV_CPU[@]}" nice -n -5 \
         nginx -e "$RAW/nginx.error.log" -p "$1" -c "$1/nginx.conf" >"$2" 2>&1 &
     SRV_PID=$!
 }
@@ -318,8 +366,9 @@ https://$HOST:443 {
     import backend
 }
 EOF
+    local enter=(); mapfile -d '' -t enter < <(cg_enter caddy)
     GOMAXPROCS=1 HOME="$1" XDG_DATA_HOME="$1/data" XDG_CONFIG_HOME="$1/config" \
-        ip netns exec "$TAG-caddy-s" "${SRV_CPU[@]}" nice -n -5 \
+        "${enter[@]}" ip netns exec "$TAG-caddy-s" "${SRV_CPU[@]}" nice -n -5 \
         caddy run --config "$1/Caddyfile" --adapter caddyfile >"$2" 2>&1 &
     SRV_PID=$!
 }
@@ -355,7 +404,8 @@ start_ours() {
     write_ours_config "$1"
     mkdir -p "$1/state"
     # RUST_LOG=warn: no per-request logging, as nginx and Caddy run without access logs.
-    RUST_LOG=warn ip netns exec "$TAG-ours-s" "${SRV_CPU[@]}" nice -n -5 \
+    local enter=(); mapfile -d '' -t enter < <(cg_enter ours)
+    RUST_LOG=warn "${enter[@]}" ip netns exec "$TAG-ours-s" "${SRV_CPU[@]}" nice -n -5 \
         "$OURS_BIN" --config "$1/proximity.toml" >"$2" 2>&1 &
     SRV_PID=$!
 }
@@ -443,7 +493,7 @@ tree_rss() {
 # ---------------------------------------------------------------------------------------------
 # One load run: run_load SERVER CASE KIND ROUND SECS appends a line to runs.tsv.
 #
-# runs.tsv columns: 1 server  2 case  3 kind (run|warmup)  4 round  5 secs  6 requests  7 rps
+# runs.tsv columns: 1 server  2 case  3 kind (run|cap|warmup: cap = the proxy held to --cpu-cap)  4 round  5 secs  6 requests  7 rps
 #   8 avg_ms  9 p50_ms  10 p90_ms  11 p99_ms  12 max_ms  13 non2xx  14 sock_errors  15 errors_pct
 #   16 srv_cpu_pct (the server's CPU time over the run: 100 = its whole core)  17 backend_cpu_pct
 #   (the backend's, when proxied)  18 gen_cpu_pct (wrk's / h2load's)  19 rss_kib (after the run)
@@ -526,8 +576,8 @@ run_load() {
     [ "$kind" = warmup ] && return 0
     local n rps avg p50 p90 p99 mx bad se errp
     IFS=$'\t' read -r n rps _ p50 p90 p99 mx bad se errp <<<"$line"
-    log "$(printf '  %-9s %-5s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
-        "$(name "$srv")" "$cse" "$round" "$rps" "$p50" "$p99" "$mx" "$((bad + se))" \
+    log "$(printf '  %-9s %-5s %-3s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
+        "$(name "$srv")" "$cse" "$kind" "$round" "$rps" "$p50" "$p99" "$mx" "$((bad + se))" \
         "$( [ $((bad + se)) -gt 0 ] && echo " (non-2xx $bad, socket $se)")" "${srv_cpu:--}" "${bk_cpu:--}" "${gen_cpu:--}" "${rss:--}")"
     return 0
 }
@@ -644,6 +694,7 @@ wait_quiet
 
 log ""
 log "placement: proxies on CPU 0, the load generator and the backend on CPU 1 (backend-alone runs: the backend on CPU 0), all at nice -5"
+if [ "$CPU_CAP_PCT" -gt 0 ] && [ -z "$CG_BASE" ]; then log "no CPU cgroup controller found: no capped runs"; CPU_CAP_PCT=0; fi
 log "backend: nginx, 1 worker, at $BACKEND_ADDR:80 on the LAN bridge: $SMALL_PATH -> \"hello\\n\", $BIG_PATH -> $BIG_BYTES bytes"
 
 # The backend first: every proxy needs it (a failure there ends the run).
@@ -677,6 +728,7 @@ for s in "${ORDER[@]}"; do
     [ "$s" = backend ] && { check_answers backend; continue; }
     if [ -n "${FAILED[$s]:-}" ]; then log "$(name "$s" | tr a-z A-Z) FAILED: ${FAILED[$s]}"; continue; fi
     mkdir -p "$STATE/$s"
+    cg_make "$s" || { log "cannot create a CPU cgroup for $s: no capped runs"; CG_BASE=""; }
     "start_$s" "$STATE/$s" "$RAW/$s.server.log"
     SRVPID[$s]=$SRV_PID; PIDS[$SRV_PID]=$s
     if ! wait_ready "$s" "$SRV_PID"; then
@@ -715,6 +767,8 @@ read -r M0_BUSY M0_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN0=$(own_cpu
 alive() { [ -n "${SRVPID[$1]:-}" ] && kill -0 "${SRVPID[$1]}" 2>/dev/null; }
 # in_case SRV CASE: whether SRV is measured in CASE (the backend has no TLS; a failed check skips).
 in_case() { [ "$1:$2" != backend:h2 ] && [ -n "${CASE_OK[$1:$2]:-}" ]; }
+# kinds CASE: the kinds of runs of CASE: run (whole core), and cap (the small case, with a cgroup).
+kinds() { echo run; [ "$1" = small ] && [ "$CPU_CAP_PCT" -gt 0 ] && [ -n "$CG_BASE" ] && echo cap; }
 # run_one SRV CASE KIND ROUND SECS: the backend-alone runs move the backend to the server's core.
 run_one() {
     [ "$1" = backend ] && backend_pin 0
@@ -729,10 +783,15 @@ for cse in "${ORDER_CASES[@]}"; do
         if in_case "$s" "$cse"; then alive "$s" && run_one "$s" "$cse" warmup 0 "$WARM_SECS" >/dev/null
         elif [ "$s:$cse" != backend:h2 ]; then log "  $(name "$s"): not measured: its answer to this case's request was wrong (above)"; fi
     done
-    for r in $(seq 1 "$NROUNDS"); do
-        for s in "${LIVE[@]}"; do
-            in_case "$s" "$cse" && alive "$s" && { run_one "$s" "$cse" run "$r" "$RUN_SECS" || true; }
+    for kind in $(kinds "$cse"); do
+        if [ "$kind" = cap ]; then for s in "${LIVE[@]}"; do [ "$s" != backend ] && cg_cap "$s" "$CPU_CAP_PCT"; done; fi
+        for r in $(seq 1 "$NROUNDS"); do
+            for s in "${LIVE[@]}"; do
+                [ "$kind:$s" = cap:backend ] && continue
+                in_case "$s" "$cse" && alive "$s" && { run_one "$s" "$cse" "$kind" "$r" "$RUN_SECS" || true; }
+            done
         done
+        for s in "${LIVE[@]}"; do [ "$s" != backend ] && cg_cap "$s" 0; done
     done
 done
 for s in "${LIVE[@]}"; do
@@ -779,11 +838,11 @@ for s in "${LIVE[@]}"; do alive "$s" && stop_server "${SRVPID[$s]}"; done
 mib() { awk -v k="$1" 'BEGIN { if (k !~ /^[0-9]+$/) print "-"; else printf "%.1f", k / 1024 }'; }
 # median_run SERVER CASE -> the runs.tsv line of the median round by req/s (rounds without a
 # summary skipped); rounds with too many errors count as they are (the report flags them).
-median_run() {
-    awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s && $2 == c && $3 == "run" && $7 ~ /^[0-9]/' "$RUNS" |
+median_run() {  # SERVER CASE KIND
+    awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $1 == s && $2 == c && $3 == k && $7 ~ /^[0-9]/' "$RUNS" |
         sort -t$'\t' -k7,7n | awk '{ l[NR] = $0 } END { if (NR) print l[int((NR + 1) / 2)] }'
 }
-range_of() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $1 == s && $2 == c && $3 == "run" && $k ~ /^[0-9]/ { print $k }' "$RUNS" | minmax_of; }
+kind_label() { case "$1" in run) echo "whole core" ;; cap) echo "proxies capped at ${CPU_CAP_PCT}% of their core" ;; esac; }
 
 log ""
 log "=== proxy results: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${RUN_SECS}s runs, $NROUNDS round(s), took $((SECONDS - START_S))s ==="
@@ -796,36 +855,37 @@ declare -A V=()
 for cse in "${ORDER_CASES[@]}"; do
     log ""
     log "--- $(case_name "$cse") ---"
+    for kind in $(kinds "$cse"); do
+    [ "$kind" = cap ] && log "" && log "  $(kind_label cap) (cgroup quota), the backend and wrk as before:"
     log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %6s %5s %5s %8s' server "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" errors "srv%" "bk%" "gen%" "RSS MiB")"
     for s in "${ORDER[@]}"; do
-        line=$(median_run "$s" "$cse"); [ -n "$line" ] || continue
+        line=$(median_run "$s" "$cse" "$kind"); [ -n "$line" ] || continue
         V[$s:$cse]=$line
         IFS=$'\t' read -r _ _ _ _ _ _ rps _ p50 p90 p99 mx bad se errp scpu bcpu gcpu rss <<<"$line"
         flag=""; awk -v e="$errp" -v m="$ERROR_MAX_PCT" 'BEGIN { exit !(e > m) }' && flag="  <- ${errp}% failed: not a valid run"
-        log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %5s%% %4s%% %4s%% %8s%s' "$( [ "$s" = backend ] && echo "backend*" || name "$s")" \
-            "$rps" "$p50" "$p90" "$p99" "$mx" "$((bad + se))" "$scpu" "$bcpu" "$gcpu" "$(mib "$rss")" "$flag")"
+        log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %5s%% %4s%% %4s%% %8s%s' "$( [ "$s" = backend ] && echo "backend*" || name "$s")"             "$rps" "$p50" "$p90" "$p99" "$mx" "$((bad + se))" "$scpu" "$bcpu" "$gcpu" "$(mib "$rss")" "$flag")"
     done
-    [ -n "${V[backend:$cse]:-}" ] && log "(* backend alone: the backend on CPU 0, wrk straight to it: the ceiling of one core serving this directly)"
+    [ "$kind" = run ] && [ -n "${V[backend:$cse]:-}" ] && log "(* backend alone: the backend on CPU 0, wrk straight to it: the ceiling of one core serving this directly)"
     for peer in nginx caddy; do
         [ -n "${V[ours:$cse]:-}" ] && [ -n "${V[$peer:$cse]:-}" ] || continue
         IFS=$'\t' read -r _ _ _ _ _ _ orps _ op50 _ op99 _ _ _ oerr ocpu _ _ orss <<<"${V[ours:$cse]}"
         IFS=$'\t' read -r _ _ _ _ _ _ prps _ pp50 _ pp99 _ _ _ _ pcpu _ _ prss <<<"${V[$peer:$cse]}"
         ocpr=$(awk -v c="$ocpu" -v q="$orps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
         pcpr=$(awk -v c="$pcpu" -v q="$prps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
-        log "$(printf 'ours/%-6s req/s %s  p50 %s  p99 %s  CPU/request %s  RSS %s' "$peer" "$(ratio "$orps" "$prps")" \
-            "$(ratio "$op50" "$pp50")" "$(ratio "$op99" "$pp99")" "$(ratio "$ocpr" "$pcpr")" "$(ratio "$orss" "$prss")")"
+        log "$(printf 'ours/%-6s req/s %s  p50 %s  p99 %s  CPU/request %s  RSS %s' "$peer" "$(ratio "$orps" "$prps")"             "$(ratio "$op50" "$pp50")" "$(ratio "$op99" "$pp99")" "$(ratio "$ocpr" "$pcpr")" "$(ratio "$orss" "$prss")")"
         if [ "$peer" = nginx ]; then
             target="MET"
-            awk -v a="$orps" -v b="$prps" -v x="$op99" -v y="$pp99" -v e="$oerr" -v m="$ERROR_MAX_PCT" \
-                'BEGIN { exit !(a >= b && x <= y && e <= m) }' || target="NOT MET"
-            log "  target (requests/s at least nginx's, p99 no worse than nginx's), $cse: $target: ours $orps req/s p99 $op99 ms, nginx $prps req/s p99 $pp99 ms"
+            awk -v a="$orps" -v b="$prps" -v x="$op99" -v y="$pp99" -v e="$oerr" -v m="$ERROR_MAX_PCT"                 'BEGIN { exit !(a >= b && x <= y && e <= m) }' || target="NOT MET"
+            log "  target (requests/s at least nginx's, p99 no worse than nginx's), $cse, $(kind_label "$kind"): $target: ours $orps req/s p99 $op99 ms, nginx $prps req/s p99 $pp99 ms"
         fi
     done
-    if [ -n "${V[ours:$cse]:-}" ]; then
+    if [ "$kind" = run ] && [ -n "${V[ours:$cse]:-}" ]; then
         IFS=$'\t' read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ obk ogen _ <<<"${V[ours:$cse]}"
         awk -v a="$obk" -v b="$ogen" 'BEGIN { exit !(a + b >= 90) }' 2>/dev/null &&
-            log "  note: CPU 1 (backend $obk% + load generator $ogen%) was near full in ours' run: ours may be faster than shown"
+            log "  note: CPU 1 (backend $obk% + load generator $ogen%) was near full in ours' run: ours may be faster than shown$( [ "$cse" = small ] && [ "$CPU_CAP_PCT" -gt 0 ] && echo "; the capped runs compare the proxies")"
     fi
+    unset V; declare -A V=()
+    done
 done
 log ""
 log "$(printf '%-10s %9s %9s' server "RSS idle" "RSS end")"
