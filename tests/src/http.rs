@@ -364,7 +364,8 @@ mod tests {
         let path = dir.path().join("h");
         std::fs::write(
             &path,
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nX-A: b: c\r\n\r\n",
+            "HTTP/1.1 100 Continue\r\n\r\n\
+             HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nX-A: b: c\r\n\r\n",
         )?;
         let reply = read_reply(&path, b"page".to_vec())?;
         assert_eq!((reply.status, reply.version.as_str()), (502, "1.1"));

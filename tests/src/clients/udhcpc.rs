@@ -40,6 +40,7 @@ pub struct Udhcpc<'h> {
     hostname: Option<String>,
     attempts: (u32, u32),
     broadcast: bool,
+    requested: Option<std::net::Ipv4Addr>,
 }
 
 fn lease_of(event: &Event) -> Result<Lease> {
@@ -50,7 +51,7 @@ fn lease_of(event: &Event) -> Result<Lease> {
 
 impl<'h> Udhcpc<'h> {
     pub(crate) fn new(host: &'h Host) -> Self {
-        Udhcpc { host, hostname: None, attempts: DEFAULT_ATTEMPTS, broadcast: false }
+        Udhcpc { host, hostname: None, attempts: DEFAULT_ATTEMPTS, broadcast: false, requested: None }
     }
 
     /// Sends option 12 (`-x hostname:NAME`).
@@ -62,6 +63,12 @@ impl<'h> Udhcpc<'h> {
     /// `-B`: sets the broadcast flag, asking the server to broadcast its replies.
     pub fn broadcast(mut self) -> Self {
         self.broadcast = true;
+        self
+    }
+
+    /// `-r IP`: asks for this address (option 50) in its DISCOVER.
+    pub fn requested(mut self, ip: std::net::Ipv4Addr) -> Self {
+        self.requested = Some(ip);
         self
     }
 
@@ -101,6 +108,9 @@ impl<'h> Udhcpc<'h> {
         }
         if self.broadcast {
             cmd.arg("-B");
+        }
+        if let Some(ip) = self.requested {
+            cmd.arg("-r").arg(ip.to_string());
         }
         cmd.args(extra);
         Ok(cmd)

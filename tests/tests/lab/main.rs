@@ -2,6 +2,8 @@
 //! network namespace, real dhclient, udhcpc and dhcpcd in others (root needed; see
 //! `proximity_tests`). Every lab test compiles into this one binary.
 
+mod api;
+mod apps;
 mod crash;
 mod delivery;
 mod dhcp_clients;
@@ -10,6 +12,8 @@ mod expiry;
 mod hostile;
 mod init;
 mod isolation;
+mod load;
+mod pages;
 mod release;
 mod renew;
 mod reservations;
@@ -17,3 +21,4 @@ mod restart;
 mod startup;
 mod support;
 mod validate;
+mod web;
