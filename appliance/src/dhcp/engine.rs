@@ -135,6 +135,11 @@ impl Engine {
         &self.pool
     }
 
+    /// Replaces the reservations (see [`Pool::set_reservations`]).
+    pub fn set_reservations(&mut self, reservations: &[proximity_config::Reservation]) {
+        self.pool.set_reservations(reservations);
+    }
+
     /// Ends the lease of `ip` at `now` on the administrator's word (the admin API's lease
     /// delete), as if its client had released it: the address goes back to the pool and the
     /// client keeps its claim on it, so it gets it again if still free. Returns the record before

@@ -152,6 +152,13 @@ impl Pool {
         self.leases.insert(ip, lease);
     }
 
+    /// Replaces the reservations (the config's and the admin API's). They take effect at each
+    /// client's next exchange: a lease held now is not taken away.
+    pub fn set_reservations(&mut self, reservations: &[proximity_config::Reservation]) {
+        self.reservations = reservations.iter().map(|r| (r.mac, r.ip)).collect();
+        self.reserved_ips = reservations.iter().map(|r| (r.ip, r.mac)).collect();
+    }
+
     /// The address reserved for a MAC, if any.
     pub fn reservation(&self, mac: MacAddr) -> Option<Ipv4Addr> {
         self.reservations.get(&mac).copied()
@@ -452,6 +459,22 @@ mod tests {
         assert_eq!(pool.check(&id(7), mac(7), ip(100), 0), Err(Refusal::HasReservation));
         assert_eq!(pool.check(&id(1), mac(1), ip(10), 0), Err(Refusal::Reserved));
         assert_eq!(pool.check(&id(1), mac(1), ip(50), 0), Err(Refusal::NotOurs));
+    }
+
+    #[test]
+    fn reservations_can_change_while_running() {
+        let mut pool = Pool::new(&config(""), vec![]);
+        assert_eq!(pool.offer(&id(7), mac(7), None, 0), Some(ip(100)));
+        let added = proximity_config::Reservation { mac: mac(7), ip: ip(10), name: None };
+        pool.set_reservations(std::slice::from_ref(&added));
+        assert_eq!(pool.offer(&id(7), mac(7), None, 1), Some(ip(10)));
+        assert_eq!(pool.check(&id(1), mac(1), ip(10), 1), Err(Refusal::Reserved));
+        pool.set_reservations(&[]);
+        assert_eq!(
+            pool.check(&id(1), mac(1), ip(10), 1),
+            Err(Refusal::NotOurs),
+            "back to a plain reserved-range address"
+        );
     }
 
     #[test]

@@ -71,6 +71,11 @@ impl Server {
         Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours, names }
     }
 
+    /// Replaces the reservations the server honours (the config's and the admin API's).
+    pub fn set_reservations(&self, reservations: &[proximity_config::Reservation]) {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner).set_reservations(reservations);
+    }
+
     /// Every lease record the server holds (active, released, expired, declined), in address
     /// order.
     pub fn leases(&self) -> Vec<Lease> {

@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use proximity_config::api::App;
+use proximity_config::MacAddr;
+use proximity_config::api::{ApiReservation, App};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use tracing::info;
 
@@ -15,7 +16,7 @@ use super::store::Change;
 /// The schema this build writes. Bump it when a table or an encoding changes incompatibly, and
 /// teach [`check_schema`] and [`migrate`] the older versions it still reads.
 /// - 1: `meta`, `leases`.
-/// - 2: adds `apps`.
+/// - 2: adds `apps` and `reservations`.
 pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// Small facts about the file itself; its presence is how we know the file is ours.
@@ -31,6 +32,10 @@ pub(crate) const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("lea
 /// the admin API takes and gives.
 pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 
+/// Reservations made through the admin API, keyed by MAC (`52:54:00:12:34:56`); values are the
+/// JSON of [`ApiReservation`]. The config file's reservations are not stored: the file is theirs.
+pub(crate) const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");
+
 /// A change ready for the writer thread: encoded by the caller, so a record that cannot be
 /// encoded fails only its own commit and the writer does nothing but I/O.
 #[derive(Debug)]
@@ -39,6 +44,8 @@ pub(crate) enum Op {
     DeleteLease { key: u32 },
     PutApp { name: String, value: Vec<u8> },
     DeleteApp { name: String },
+    PutReservation { mac: String, value: Vec<u8> },
+    DeleteReservation { mac: String },
 }
 
 pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
@@ -53,6 +60,10 @@ pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
                 .map(|value| Op::PutApp { name: app.name.clone(), value })
                 .map_err(|source| StoreError::EncodeApp { name: app.name.clone(), source }),
             Change::DeleteApp(name) => Ok(Op::DeleteApp { name }),
+            Change::PutReservation(r) => serde_json::to_vec(&r)
+                .map(|value| Op::PutReservation { mac: r.mac.to_string(), value })
+                .map_err(|source| StoreError::EncodeReservation { mac: r.mac, source }),
+            Change::DeleteReservation(mac) => Ok(Op::DeleteReservation { mac: mac.to_string() }),
         })
         .collect()
 }
@@ -97,6 +108,7 @@ pub(crate) fn init_schema(db: &Database) -> Result<(), redb::Error> {
         meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
         txn.open_table(LEASES)?;
         txn.open_table(APPS)?;
+        txn.open_table(RESERVATIONS)?;
     }
     txn.commit()?;
     Ok(())
@@ -113,8 +125,9 @@ pub(crate) fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     let write_err = |source: redb::Error| StoreError::Migrate { path: path.to_owned(), found, source };
     let txn = db.begin_write().map_err(|e| write_err(e.into()))?;
     {
-        // 1 -> 2: the apps table.
+        // 1 -> 2: the apps and reservations tables.
         txn.open_table(APPS).map_err(|e| write_err(e.into()))?;
+        txn.open_table(RESERVATIONS).map_err(|e| write_err(e.into()))?;
         let mut meta = txn.open_table(META).map_err(|e| write_err(e.into()))?;
         meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).map_err(|e| write_err(e.into()))?;
     }
@@ -135,7 +148,11 @@ pub(crate) fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError>
     let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
     let tables = txn.open_table(LEASES).map(drop).and_then(|()| {
         // Version 1 has no apps table; `migrate` adds it.
-        if found >= 2 { txn.open_table(APPS).map(drop) } else { Ok(()) }
+        if found >= 2 {
+            txn.open_table(APPS).map(drop).and_then(|()| txn.open_table(RESERVATIONS).map(drop))
+        } else {
+            Ok(())
+        }
     });
     match tables {
         Ok(()) => Ok(()),
@@ -178,6 +195,30 @@ pub(crate) fn read_apps(db: &Database, path: &Path) -> Result<Vec<App>, StoreErr
         apps.push(decode_app(path, key.value(), value.value())?);
     }
     Ok(apps)
+}
+
+/// Every API reservation in MAC order; a record that does not decode, or is stored under
+/// another MAC, fails the whole read.
+pub(crate) fn read_reservations(db: &Database, path: &Path) -> Result<Vec<ApiReservation>, StoreError> {
+    let read_err = |source: redb::Error| StoreError::Read { path: path.to_owned(), source };
+    let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
+    let table = txn.open_table(RESERVATIONS).map_err(|e| read_err(e.into()))?;
+    let mut reservations = Vec::new();
+    for entry in table.iter().map_err(|e| read_err(e.into()))? {
+        let (key, value) = entry.map_err(|e| read_err(e.into()))?;
+        let key = key.value();
+        let bad = |reason: String| StoreError::DecodeReservation {
+            path: path.to_owned(),
+            mac: key.to_owned(),
+            reason,
+        };
+        let r: ApiReservation = serde_json::from_slice(value.value()).map_err(|e| bad(e.to_string()))?;
+        if key.parse::<MacAddr>().ok() != Some(r.mac) {
+            return Err(bad(format!("the record is for {}", r.mac)));
+        }
+        reservations.push(r);
+    }
+    Ok(reservations)
 }
 
 /// Every lease in address order; the first record that does not decode fails the whole read.

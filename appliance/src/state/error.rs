@@ -58,6 +58,12 @@ pub enum StoreError {
     #[error("cannot encode app {name:?}")]
     EncodeApp { name: String, source: serde_json::Error },
 
+    #[error("state store {}: the reservation stored under {mac} cannot be read: {reason}", .path.display())]
+    DecodeReservation { path: PathBuf, mac: String, reason: String },
+
+    #[error("cannot encode the reservation of {mac}")]
+    EncodeReservation { mac: proximity_config::MacAddr, source: serde_json::Error },
+
     #[error("cannot upgrade state store {} from schema version {found}", .path.display())]
     Migrate { path: PathBuf, found: u64, source: redb::Error },
 

@@ -12,8 +12,10 @@
 //! - `error`: [`StoreError`].
 //!
 //! The file is `<state dir>/proximity.redb` (redb). Tables: `meta` (`&str -> u64`, holds
-//! `schema_version`, now 2), `leases` (`u32` address -> JSON of [`Lease`]) and `apps` (name ->
-//! JSON of `proximity_config::api::App`). A version-1 file (no `apps`) is upgraded on open.
+//! `schema_version`, now 2), `leases` (`u32` address -> JSON of [`Lease`]), `apps` (name ->
+//! JSON of `proximity_config::api::App`) and `reservations` (MAC -> JSON of
+//! `proximity_config::api::ApiReservation`, those made through the admin API). A version-1 file
+//! (leases only) is upgraded on open.
 
 mod codec;
 mod error;

@@ -7,7 +7,8 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use proximity_config::api::App;
+use proximity_config::MacAddr;
+use proximity_config::api::{ApiReservation, App};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 use tracing::{error, info};
 
@@ -28,6 +29,8 @@ pub enum Change {
     DeleteLease(Ipv4Addr),
     PutApp(App),
     DeleteApp(String),
+    PutReservation(ApiReservation),
+    DeleteReservation(MacAddr),
 }
 
 /// The durable store. Cheap to clone; every clone talks to the same writer thread, which the
@@ -96,6 +99,12 @@ impl Store {
     pub fn apps(&self) -> Result<Vec<App>, StoreError> {
         let db = self.inner.shared.database()?;
         codec::read_apps(&db, self.path())
+    }
+
+    /// Every reservation made through the admin API, in MAC order.
+    pub fn reservations(&self) -> Result<Vec<ApiReservation>, StoreError> {
+        let db = self.inner.shared.database()?;
+        codec::read_reservations(&db, self.path())
     }
 
     /// Applies the changes in one transaction and returns once they are durable on disk.

@@ -507,3 +507,20 @@ fn an_app_stored_under_another_name_is_reported() {
         "{err:?}"
     );
 }
+
+#[test]
+fn api_reservations_are_kept_in_mac_order_and_deleted() {
+    use proximity_config::api::ApiReservation;
+    let r = |n: u8| ApiReservation { mac: MacAddr([0x52, 0x54, 0, 0, 0, n]), ip: ip(n.into()), name: None };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        rt.block_on(store.commit(vec![Change::PutReservation(r(9)), Change::PutReservation(r(3))])).unwrap();
+        store.close();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.reservations().unwrap(), vec![r(3), r(9)]);
+    rt.block_on(store.commit(vec![Change::DeleteReservation(r(3).mac)])).unwrap();
+    assert_eq!(store.reservations().unwrap(), vec![r(9)]);
+}

@@ -9,7 +9,7 @@ use redb::{Database, Durability};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::codec::{APPS, LEASES, Op};
+use super::codec::{APPS, LEASES, Op, RESERVATIONS};
 use super::error::StoreError;
 
 /// Most requests applied in one transaction, so that a burst under a slow disk still commits in
@@ -151,12 +151,17 @@ impl Writer {
             {
                 let mut leases = txn.open_table(LEASES)?;
                 let mut apps = txn.open_table(APPS)?;
+                let mut reservations = txn.open_table(RESERVATIONS)?;
                 for op in batch.iter().flat_map(|request| &request.ops) {
                     match op {
                         Op::PutLease { key, value } => drop(leases.insert(key, value.as_slice())?),
                         Op::DeleteLease { key } => drop(leases.remove(key)?),
                         Op::PutApp { name, value } => drop(apps.insert(name.as_str(), value.as_slice())?),
                         Op::DeleteApp { name } => drop(apps.remove(name.as_str())?),
+                        Op::PutReservation { mac, value } => {
+                            drop(reservations.insert(mac.as_str(), value.as_slice())?)
+                        }
+                        Op::DeleteReservation { mac } => drop(reservations.remove(mac.as_str())?),
                     }
                 }
             }
