@@ -139,7 +139,7 @@ async fn apply(state: &ApiState, mutation: Mutation) -> Result<Outcome, ApiError
     let name = match &change {
         Change::PutApp(app) => app.name.clone(),
         Change::DeleteApp(name) => name.clone(),
-        Change::PutLease(_) | Change::DeleteLease(_) => String::new(),
+        _ => String::new(),
     };
     state.store.commit(vec![change]).await.map_err(|e| ApiError::internal("commit an app change", &e))?;
     state.directory.set_apps(apps, unix_now());
@@ -147,14 +147,13 @@ async fn apply(state: &ApiState, mutation: Mutation) -> Result<Outcome, ApiError
     Ok(outcome)
 }
 
-/// Refuses a name that a config reservation owns. DHCP clients' host names do not count: an
-/// app takes the name and the client loses it.
+/// Refuses a name that a reservation (config or API) owns. DHCP clients' host names do not
+/// count: an app takes the name and the client loses it.
 fn check_owner(state: &ApiState, name: &str) -> Result<(), ApiError> {
     match state.directory.reservations().iter().find(|r| r.name.as_deref() == Some(name)) {
-        Some(r) => Err(ApiError::NameTaken(format!(
-            "name: {name:?} belongs to the DHCP reservation of {} in the config",
-            r.mac
-        ))),
+        Some(r) => {
+            Err(ApiError::NameTaken(format!("name: {name:?} belongs to the DHCP reservation of {}", r.mac)))
+        }
         None => Ok(()),
     }
 }

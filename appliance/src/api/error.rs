@@ -33,6 +33,8 @@ pub(crate) enum ApiError {
     MethodNotAllowed,
     /// The name belongs to someone else; the message says to whom.
     NameTaken(String),
+    /// Something else the request needs is taken (a MAC's or an address's reservation, a lease).
+    Conflict(String),
     BodyTooLarge,
     UnsupportedMediaType,
     /// Our fault. `what` names the operation, `cause` the real error (logged, never sent).
@@ -70,6 +72,7 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
             }
             ApiError::NameTaken(m) => (StatusCode::CONFLICT, "name_taken", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::BodyTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
             }

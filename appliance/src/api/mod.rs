@@ -17,6 +17,7 @@
 mod apps;
 mod error;
 mod metrics;
+mod reservations;
 mod server;
 pub mod token;
 mod views;
@@ -74,6 +75,8 @@ pub trait LeaseAdmin: Send + Sync + std::fmt::Debug {
     fn leases(&self) -> Vec<Lease>;
     /// Ends the active lease of `ip` durably; `false` when `ip` had no active lease.
     fn release(&self, ip: Ipv4Addr) -> Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + '_>>;
+    /// Replaces the reservations the DHCP server honours (the config's and the API's).
+    fn set_reservations(&self, reservations: &[proximity_config::Reservation]);
 }
 
 /// The state of each service (`dhcp`, `dns`, `proxy`, `admin`), as `run` sets it:
@@ -104,6 +107,8 @@ pub struct ApiState {
     pub lan: Ipv4Net,
     /// The DHCP pool, for `proximity_dhcp_leases_free`; `None` when DHCP is off.
     pub pool: Option<Ipv4Range>,
+    /// `dhcp.reserved`: where reservations may be; `None` when DHCP is off (then anywhere on the LAN).
+    pub reserved: Option<Ipv4Range>,
     pub store: Store,
     pub directory: Arc<Directory>,
     /// `None` when DHCP is off: no leases to list or release.
@@ -143,6 +148,7 @@ impl ApiState {
             domain: config.dns.domain.clone(),
             lan: config.lan.address,
             pool: config.dhcp.enabled.then_some(config.dhcp.range),
+            reserved: config.dhcp.enabled.then_some(config.dhcp.reserved),
             store,
             directory,
             leases: None,
@@ -184,7 +190,9 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("DELETE", "/v1/apps/{name}", delete(apps::remove)),
         ("GET", "/v1/leases", get(views::leases)),
         ("DELETE", "/v1/leases/{ip}", delete(views::release_lease)),
-        ("GET", "/v1/reservations", get(views::reservations)),
+        ("GET", "/v1/reservations", get(reservations::list)),
+        ("POST", "/v1/reservations", post(reservations::create)),
+        ("DELETE", "/v1/reservations/{mac}", delete(reservations::remove)),
         ("GET", "/v1/dns/records", get(views::dns_records)),
         ("GET", "/v1/ca.crt", get(views::ca_certificate)),
         ("GET", "/v1/openapi.json", get(views::openapi)),

@@ -15,7 +15,7 @@ fn state(dir: &std::path::Path) -> Arc<ApiState> {
     let config = proximity_config::from_toml_str("[lan]\naddress = \"10.20.0.1/24\"\n").unwrap();
     let store = Store::open(dir).unwrap();
     let names = Arc::new(Names::new(NameTable::empty(1)));
-    let directory = Arc::new(Directory::new(names, Vec::new(), &[], Vec::new()));
+    let directory = Arc::new(Directory::new(names, Vec::new(), &[], Vec::new(), Vec::new()));
     let token = Token::new("t".repeat(40));
     Arc::new(ApiState::new(&config, store, directory, token, Arc::default()))
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use http::{HeaderValue, StatusCode, header};
-use proximity_config::api::{DnsRecordView, HealthView, LeaseView, ReservationView};
+use proximity_config::api::{DnsRecordView, HealthView, LeaseView};
 use tracing::info;
 
 use super::error::{ApiError, PathParam};
@@ -83,18 +83,6 @@ pub(super) async fn release_lease(
     }
     info!(%ip, action = "released", "admin api: lease released");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /v1/reservations`: the config's reservations, in address order.
-pub(super) async fn reservations(State(state): State<Shared>) -> Json<Vec<ReservationView>> {
-    let mut views: Vec<ReservationView> = state
-        .directory
-        .reservations()
-        .iter()
-        .map(|r| ReservationView { mac: r.mac, ip: r.ip, name: r.name.clone(), source: "config".into() })
-        .collect();
-    views.sort_by_key(|r| r.ip);
-    Json(views)
 }
 
 /// `GET /v1/dns/records`: what our zones answer, from the table in force, sorted.

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use proximity_config::Reservation;
-use proximity_config::api::{App, Backend};
+use proximity_config::api::{ApiReservation, App, Backend};
 
 use super::{NameTable, Names};
 use crate::state::{Change, Lease, LeaseState, UnixTime};
@@ -20,7 +20,8 @@ pub type Subscriber = Box<dyn Fn(&NameTable) + Send + Sync>;
 /// The inputs of the names, and their published table.
 pub struct Directory {
     names: Arc<Names>,
-    reservations: Vec<Reservation>,
+    /// The config file's reservations: fixed for the life of the process.
+    configured: Vec<Reservation>,
     inputs: Mutex<Inputs>,
     subscribers: Vec<Subscriber>,
 }
@@ -31,12 +32,14 @@ struct Inputs {
     leases: Vec<Lease>,
     /// In name order, as the store gives them.
     apps: Vec<App>,
+    /// Reservations made through the admin API, in MAC order.
+    reservations: Vec<ApiReservation>,
 }
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory")
-            .field("reservations", &self.reservations.len())
+            .field("configured", &self.configured.len())
             .field("inputs", &self.inputs)
             .field("subscribers", &self.subscribers.len())
             .finish()
@@ -44,15 +47,18 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
-    /// A directory starting from what the store holds, publishing into `names`.
-    pub fn new(names: Arc<Names>, reservations: Vec<Reservation>, leases: &[Lease], apps: Vec<App>) -> Self {
+    /// A directory starting from the config's reservations and what the store holds, publishing
+    /// into `names`.
+    pub fn new(
+        names: Arc<Names>,
+        configured: Vec<Reservation>,
+        leases: &[Lease],
+        apps: Vec<App>,
+        reservations: Vec<ApiReservation>,
+    ) -> Self {
         let leases = active(leases.iter());
-        Directory {
-            names,
-            reservations,
-            inputs: Mutex::new(Inputs { leases, apps }),
-            subscribers: Vec::new(),
-        }
+        let inputs = Inputs { leases, apps, reservations };
+        Directory { names, configured, inputs: Mutex::new(inputs), subscribers: Vec::new() }
     }
 
     /// Adds a subscriber (before the directory is shared); it is called at once with the
@@ -66,8 +72,36 @@ impl Directory {
         &self.names
     }
 
-    pub fn reservations(&self) -> &[Reservation] {
-        &self.reservations
+    /// Every reservation in force: the config's, then the admin API's.
+    pub fn reservations(&self) -> Vec<Reservation> {
+        let inputs = self.lock();
+        self.all_reservations(&inputs)
+    }
+
+    /// The config file's reservations.
+    pub fn configured_reservations(&self) -> &[Reservation] {
+        &self.configured
+    }
+
+    /// The reservations made through the admin API, in MAC order.
+    pub fn api_reservations(&self) -> Vec<ApiReservation> {
+        self.lock().reservations.clone()
+    }
+
+    /// Replaces the admin API's reservations (committed to the store by the caller) and rebuilds.
+    pub fn set_api_reservations(&self, mut reservations: Vec<ApiReservation>, now: UnixTime) {
+        reservations.sort_by_key(|r| r.mac);
+        let mut inputs = self.lock();
+        inputs.reservations = reservations;
+        self.rebuild(&inputs, now);
+    }
+
+    fn all_reservations(&self, inputs: &Inputs) -> Vec<Reservation> {
+        self.configured
+            .iter()
+            .cloned()
+            .chain(inputs.reservations.iter().cloned().map(Reservation::from))
+            .collect()
     }
 
     /// The registered apps, in name order.
@@ -107,7 +141,7 @@ impl Directory {
                 l.hostname.is_some() || table.name_of(l.ip).is_some() || follows_mac(l.mac) || backs_app(l.ip)
             }
             Change::DeleteLease(ip) => table.name_of(*ip).is_some() || backs_app(*ip),
-            Change::PutApp(_) | Change::DeleteApp(_) => true,
+            _ => true,
         })
     }
 
@@ -115,7 +149,7 @@ impl Directory {
     /// with the inputs locked, so rebuilds (and what subscribers publish) never interleave.
     fn rebuild(&self, inputs: &Inputs, now: UnixTime) {
         let current = self.names.current();
-        let next = current.build(&self.reservations, &inputs.leases, &inputs.apps, now);
+        let next = current.build(&self.all_reservations(inputs), &inputs.leases, &inputs.apps, now);
         if next.serial() == current.serial() {
             return;
         }

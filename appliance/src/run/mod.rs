@@ -48,13 +48,20 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the state store in {}", config.state.dir.display()))?;
     let leases = store.leases().context("cannot read leases from the store")?;
     let stored_apps = store.apps().context("cannot read apps from the store")?;
+    let stored_reservations = store.reservations().context("cannot read reservations from the store")?;
     info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = stored_apps.len(), state = %config.state.dir.display(), "starting");
 
     // Names start from what the store holds, so DNS answers for known clients and apps at once.
     // The SOA serial starts at the start time, so it keeps growing across restarts.
     let now = dhcp::server::unix_now();
     let names = Arc::new(Names::new(NameTable::empty(u32::try_from(now).unwrap_or(u32::MAX))));
-    let mut directory = Directory::new(names.clone(), config.dhcp.reservations.clone(), &leases, stored_apps);
+    let mut directory = Directory::new(
+        names.clone(),
+        config.dhcp.reservations.clone(),
+        &leases,
+        stored_apps,
+        stored_reservations,
+    );
     // The proxy's routes follow the names, published just before them.
     let routes = Arc::new(proxy::Routes::new(proxy::RouteTable::default()));
     directory.subscribe(apps::publish_routes(routes.clone(), config.dns.domain.clone()));

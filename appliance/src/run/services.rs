@@ -56,6 +56,8 @@ pub(super) async fn start(
         let feed = dhcp::NameFeed::new(shared.directory.clone());
         let server =
             dhcp::server(config, leases, shared.store.clone(), dhcp_metrics.clone(), feed, &shared.stop);
+        // The config's reservations and those made through the admin API.
+        server.set_reservations(&shared.directory.reservations());
         lease_admin = Some(Arc::new(server.clone()));
         spawn(shared, services, "dhcp", server.serve(socket, shared.stop.clone()));
     }
@@ -168,5 +170,9 @@ impl LeaseAdmin for dhcp::server::Server {
 
     fn release(&self, ip: Ipv4Addr) -> Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + '_>> {
         Box::pin(self.revoke(ip))
+    }
+
+    fn set_reservations(&self, reservations: &[proximity_config::Reservation]) {
+        dhcp::server::Server::set_reservations(self, reservations);
     }
 }

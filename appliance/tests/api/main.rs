@@ -6,6 +6,7 @@
 //! - [`apps`]: create, read, replace, delete; conflicts; publication to the names; restart.
 //! - [`input`]: every kind of bad input, each answered with its code and naming its field.
 //! - [`failure`]: a store that fails leaves everything as it was and says nothing of why.
+//! - [`reservations`]: made through the API: stored, named, given to DHCP; conflicts refused.
 //! - [`views`]: health, leases, reservations, DNS records, metrics, 404/405.
 //! - [`server`]: TLS with HTTP/2, concurrent mutations, graceful stop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +15,7 @@ mod apps;
 mod auth;
 mod failure;
 mod input;
+mod reservations;
 mod server;
 mod support;
 mod views;

@@ -51,6 +51,8 @@ ttl = "30s"
 #[derive(Debug, Default)]
 pub(crate) struct FakeLeases {
     pub(crate) leases: Mutex<Vec<Lease>>,
+    /// What the API last gave the DHCP server.
+    pub(crate) reservations: Mutex<Vec<proximity_config::Reservation>>,
 }
 
 impl LeaseAdmin for FakeLeases {
@@ -69,6 +71,10 @@ impl LeaseAdmin for FakeLeases {
                 None => Ok(false),
             }
         })
+    }
+
+    fn set_reservations(&self, reservations: &[proximity_config::Reservation]) {
+        *self.reservations.lock().unwrap() = reservations.to_vec();
     }
 }
 
@@ -139,9 +145,9 @@ impl Harness {
     ) -> Harness {
         let config = config();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let apps = store.apps().unwrap();
+        let (apps, reservations) = (store.apps().unwrap(), store.reservations().unwrap());
         let names = Arc::new(Names::new(NameTable::empty(1000)));
-        let directory = Directory::new(names, config.dhcp.reservations.clone(), &[], apps);
+        let directory = Directory::new(names, config.dhcp.reservations.clone(), &[], apps, reservations);
         directory.refresh(unix_now());
         let services = Arc::new(ServiceStates::default());
         let mut state = ApiState::new(&config, store, Arc::new(directory), Token::new(TOKEN), services);

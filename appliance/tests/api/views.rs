@@ -182,14 +182,14 @@ async fn metrics_parse_line_by_line() {
 #[tokio::test]
 async fn unknown_paths_and_methods_answer_json() {
     let h = Harness::start().await;
-    for path in ["/v1/nothing", "/v1/apps/web/more", "/", "/v1/reservations/02:00:00:00:01:0a"] {
+    for path in ["/v1/nothing", "/v1/apps/web/more", "/", "/v1/reservations/02:00:00:00:01:0a/more"] {
         let reply = h.get(path).await;
         assert_eq!((reply.status, reply.error().0.as_str()), (StatusCode::NOT_FOUND, "not_found"), "{path}");
     }
     for (method, path) in [
         (Method::PATCH, "/v1/apps/web"),
         (Method::DELETE, "/v1/apps"),
-        (Method::POST, "/v1/reservations"),
+        (Method::PATCH, "/v1/reservations"),
         (Method::POST, "/metrics"),
         (Method::GET, "/v1/leases/10.20.0.5"),
     ] {
