@@ -17,11 +17,11 @@ use crate::names::{NameTable, Subscriber};
 use crate::proxy::{HealthCheck, Route, RouteTable, Routes};
 use crate::tls::NamePolicy;
 
-/// The route of `app` whose backend is at `backend` now.
-pub fn route(app: &App, backend: std::net::Ipv4Addr) -> Route {
+/// The route of `app` whose backend is at `backend` now (`None`: no lease yet, no backend).
+pub fn route(app: &App, backend: Option<std::net::Ipv4Addr>) -> Route {
     Route {
         app: app.name.clone(),
-        backends: vec![SocketAddr::from((backend, app.port))],
+        backends: backend.map(|ip| SocketAddr::from((ip, app.port))).into_iter().collect(),
         health_check: app.health_check.as_ref().map(|check| HealthCheck {
             path: check.path.clone(),
             interval: check.interval,
@@ -30,14 +30,11 @@ pub fn route(app: &App, backend: std::net::Ipv4Addr) -> Route {
     }
 }
 
-/// The route table of `table`'s apps under `domain`. An app waiting for its backend's lease has
-/// no route yet: its name answers, and the proxy says 404 until the lease comes (the same page
-/// as for an unknown name, so nothing is revealed).
+/// The route table of `table`'s apps under `domain`. An app waiting for its backend's lease is
+/// routed with no backend: the proxy answers 503 (the app is known but not up) until the lease
+/// comes, rather than the 404 of an unknown name.
 pub fn route_table(table: &NameTable, domain: &str) -> RouteTable {
-    RouteTable::new(table.apps().filter_map(|entry| {
-        let backend = entry.backend?;
-        Some((entry.app.host(domain), route(&entry.app, backend)))
-    }))
+    RouteTable::new(table.apps().map(|entry| (entry.app.host(domain), route(&entry.app, entry.backend))))
 }
 
 /// The directory subscriber that keeps `routes` in step with the names.
@@ -78,12 +75,12 @@ mod tests {
         let waiting = app("db", Backend::Mac(MacAddr([2, 0, 0, 0, 0, 9])));
         let table = NameTable::empty(1).build(&[], &[], &[web, waiting], 0);
         let routes = route_table(&table, "prox.local");
-        assert_eq!(routes.len(), 1, "the app without a lease has no route yet");
+        assert_eq!(routes.len(), 2);
         let route = routes.route("WEB.prox.local:443").unwrap();
         assert_eq!(route.backends, [SocketAddr::from(([10, 20, 0, 5], 8080))]);
         let check = route.health_check.as_ref().unwrap();
         assert_eq!((check.path.as_str(), check.interval), ("/healthz", Duration::from_secs(3)));
-        assert!(routes.route("db.prox.local").is_none());
+        assert!(routes.route("db.prox.local").unwrap().backends.is_empty(), "routed to nothing until its lease");
     }
 
     #[test]
