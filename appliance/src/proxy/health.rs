@@ -40,6 +40,12 @@ impl Health {
         self.down.load().get(app).is_none_or(|down| !down.contains(&backend))
     }
 
+    /// Every backend down now, as `(app, backend)`.
+    pub fn down(&self) -> Vec<(String, SocketAddr)> {
+        let down = self.down.load();
+        down.iter().flat_map(|(app, set)| set.iter().map(|b| (app.clone(), *b))).collect()
+    }
+
     fn set(&self, app: &str, backend: SocketAddr, up: bool) {
         self.down.rcu(|down| {
             let mut down = HashMap::clone(down);

@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use super::health::Health;
 
 /// Upper bounds (seconds) of the request-duration histogram buckets, 1 ms to 10 s.
 pub const DURATION_BUCKETS: [f64; 13] =
@@ -80,6 +82,8 @@ pub struct Metrics {
     body_timeouts: AtomicU64,
     /// Upgraded connections (WebSocket and the like) bridged to a backend.
     upgrades: AtomicU64,
+    /// The health state of the proxy serving with these metrics, for the down-backend gauge.
+    health: OnceLock<Arc<Health>>,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -136,6 +140,11 @@ impl Metrics {
 
     pub(crate) fn body_timeout(&self) {
         bump(&self.body_timeouts);
+    }
+
+    /// Shows `health`'s down backends in [`Metrics::render`] (the first proxy to ask wins).
+    pub(crate) fn watch_health(&self, health: Arc<Health>) {
+        let _ = self.health.set(health);
     }
 
     pub(crate) fn upgraded(&self) {
@@ -237,6 +246,19 @@ impl Metrics {
                 kind.as_str(),
                 get(counter)
             );
+        }
+
+        header(out, "backend_down", "gauge", "Backends failing their health check (present while down).");
+        if let Some(health) = self.health.get() {
+            let mut down = health.down();
+            down.sort();
+            for (app, backend) in down {
+                let _ = writeln!(
+                    out,
+                    "proximity_proxy_backend_down{{app=\"{}\",backend=\"{backend}\"}} 1",
+                    escape(&app)
+                );
+            }
         }
 
         for (name, kind, help, counter) in [

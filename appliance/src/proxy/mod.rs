@@ -70,6 +70,7 @@ pub async fn serve(
     // Cancelled by the stop, or by us when a socket dies.
     let cancel = stop.token().child_token();
     let health = Arc::new(Health::default());
+    metrics.watch_health(health.clone());
     let proxy = Arc::new(Proxy {
         routes: routes.clone(),
         metrics: metrics.clone(),

@@ -135,6 +135,10 @@ async fn failing_health_check_is_a_503_until_it_passes_again() {
     assert!(reply.headers.contains_key("retry-after"));
     assert!(!reply.text().contains("sick") && !reply.text().contains("127.0.0.1"));
     assert!(proxy.metrics.backend_errors(BackendError::Unhealthy) >= 1);
+    let mut rendered = String::new();
+    proxy.metrics.render(&mut rendered);
+    let down = format!("proximity_proxy_backend_down{{app=\"a\",backend=\"{}\"}} 1", backend.addr);
+    assert!(rendered.lines().any(|l| l == down), "{rendered}");
 
     healthy.store(true, Ordering::SeqCst);
     eventually("a 200 once the check passes", || async {

@@ -81,6 +81,17 @@ impl hyper::body::Body for Pattern {
     }
 }
 
+/// The process's peak resident memory so far, in bytes (Linux).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Most the process may grow while 64 MiB pass through: a proxy that held the whole body
+/// would grow by more than it.
+const GROWTH_LIMIT: u64 = 48 * 1024 * 1024;
+
 #[derive(Default)]
 struct Digest {
     len: u64,
@@ -123,13 +134,14 @@ async fn a_64_mib_upload_streams_through() {
         .header("host", "a.prox.local")
         .body(Pattern::new(BIG, false).boxed())
         .unwrap();
-    let start = Instant::now();
+    let (start, peak) = (Instant::now(), peak_rss());
     let reply = Reply::read(client().request(request).await.unwrap()).await;
-    let took = start.elapsed();
+    let (took, growth) = (start.elapsed(), peak_rss() - peak);
     assert_eq!(reply.status, StatusCode::OK);
     let (len, hash) = Pattern::digest(BIG);
     assert_eq!(reply.text(), format!("{len} {hash}"));
-    println!("64 MiB upload through the proxy: {took:?}");
+    println!("64 MiB upload through the proxy: {took:?}, peak memory +{} KiB", growth / 1024);
+    assert!(growth < GROWTH_LIMIT, "memory grew by {growth} bytes");
 }
 
 #[tokio::test]
@@ -140,13 +152,15 @@ async fn a_64_mib_download_streams_through() {
         .header("host", "a.prox.local")
         .body(empty())
         .unwrap();
-    let start = Instant::now();
+    let (start, peak) = (Instant::now(), peak_rss());
     let response = client().request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-length"], BIG.to_string().as_str());
     assert_eq!(response.body().size_hint().exact(), Some(BIG));
     let digest = Digest::of(response.into_body()).await;
-    println!("64 MiB download through the proxy: {:?}", start.elapsed());
+    let growth = peak_rss() - peak;
+    println!("64 MiB download through the proxy: {:?}, peak memory +{} KiB", start.elapsed(), growth / 1024);
+    assert!(growth < GROWTH_LIMIT, "memory grew by {growth} bytes");
     assert_eq!(digest, Pattern::digest(BIG));
 }
 
