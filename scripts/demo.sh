@@ -294,6 +294,7 @@ echo "The URLs to try (from the client namespace, trusting the appliance's CA):"
 for app in web notes; do
     printf '  %-26s %s\n' "http://$app.prox.local/" "https://$app.prox.local/"
 done
+$hold || echo "  (run $0 --hold to keep the lab up and try them)"
 if $hold; then
     echo
     echo "The lab stays up until you press Enter. In another terminal, for example:"
