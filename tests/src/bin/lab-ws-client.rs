@@ -2,16 +2,22 @@
 //! use it through the proxy: the HTTP/1.1 upgrade handshake (101, the accept key), then a text
 //! message, a 200 KB binary message, a ping, and the closing handshake, each echoed unchanged.
 //!
-//! `lab-ws-client --connect IP:PORT --host NAME [--path /ws]`: exit 0 and `echoed 3 messages`
-//! on stdout when everything came back; otherwise non-zero with what went wrong.
+//! `lab-ws-client --connect IP:PORT --host NAME [--path /ws] [--cacert FILE]`: exit 0 and
+//! `echoed 3 messages` on stdout when everything came back; otherwise non-zero with what went
+//! wrong. With `--cacert`, over TLS (`wss://`), SNI `NAME`, trusting only that CA, ALPN
+//! `http/1.1` as browsers offer for a WebSocket.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use proximity_tests::stream;
 use proximity_tests::websocket::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The whole exchange; a proxy that stalls an upgraded connection fails instead of hanging.
@@ -23,7 +29,7 @@ const BINARY_LEN: usize = 200_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut connect: Option<SocketAddr> = None;
-    let (mut host, mut path) = (None, "/ws".to_owned());
+    let (mut host, mut path, mut cacert) = (None, "/ws".to_owned(), None::<PathBuf>);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -31,20 +37,52 @@ async fn main() -> anyhow::Result<()> {
             "--connect" => connect = Some(value()?.parse().context("--connect: not an ip:port")?),
             "--host" => host = Some(value()?),
             "--path" => path = value()?,
+            "--cacert" => cacert = Some(value()?.into()),
             other => bail!("unknown argument {other:?}"),
         }
     }
     let connect = connect.context("--connect ip:port is required")?;
     let host = host.context("--host NAME is required")?;
-    let echoed = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(connect, &host, &path))
+    let echoed = tokio::time::timeout(EXCHANGE_TIMEOUT, connect_and_exchange(connect, &host, &path, cacert))
         .await
         .with_context(|| format!("no complete exchange within {EXCHANGE_TIMEOUT:?}"))??;
     println!("echoed {echoed} messages");
     Ok(())
 }
 
-async fn exchange(connect: SocketAddr, host: &str, path: &str) -> anyhow::Result<usize> {
-    let mut io = TcpStream::connect(connect).await.with_context(|| format!("cannot connect to {connect}"))?;
+async fn connect_and_exchange(
+    connect: SocketAddr,
+    host: &str,
+    path: &str,
+    cacert: Option<PathBuf>,
+) -> anyhow::Result<usize> {
+    let tcp = TcpStream::connect(connect).await.with_context(|| format!("cannot connect to {connect}"))?;
+    let Some(cacert) = cacert else { return exchange(tcp, host, path).await };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(&cacert).with_context(|| format!("cannot read {}", cacert.display()))?
+    {
+        roots.add(cert.context("bad certificate in the CA file")?)?;
+    }
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from(host.to_owned()).context("--host is no server name")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .context("TLS handshake with the proxy failed")?;
+    exchange(tls, host, path).await
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    host: &str,
+    path: &str,
+) -> anyhow::Result<usize> {
     let key = websocket::client_key(u64::from(std::process::id()));
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -1,6 +1,6 @@
 //! Apps as a user sees them: registered with curl against the admin API, then reached by name
 //! from a LAN client (resolved at the appliance) over HTTP, HTTPS with the downloaded CA, and
-//! HTTP/2, with the forwarded headers a backend relies on; 64 MiB each way and a WebSocket
+//! HTTP/2, with the forwarded headers a backend relies on; 64 MiB each way and a WebSocket (ws, wss)
 //! through the proxy; and from the WAN, by the WAN address, with the LAN's host names hidden.
 
 use std::time::Instant;
@@ -132,16 +132,23 @@ fn big_bodies_and_a_websocket_pass_through_the_proxy() -> Result<()> {
         println!("64 MiB download over {scheme} (h2: {h2}) in {:?}", started.elapsed());
     }
 
-    // A WebSocket by name: the upgrade, messages both ways, the close.
+    // A WebSocket by name, ws:// and wss://: the upgrade, messages both ways, the close.
     let ip = crate::web::resolve(user, GATEWAY, &fqdn("web"))?;
-    let out = user
-        .command(WS_CLIENT)
-        .args(["--connect", &format!("{ip}:80"), "--host", &fqdn("web")])
-        .output()
-        .context("cannot run lab-ws-client")?;
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "WebSocket through the proxy failed ({}): {said}", out.status);
-    assert!(said.contains("echoed 3 messages"), "{said}");
+    for (port, tls) in [(80, false), (443, true)] {
+        let mut cmd = user.command(WS_CLIENT);
+        cmd.args(["--connect", &format!("{ip}:{port}"), "--host", &fqdn("web")]);
+        if tls {
+            cmd.arg("--cacert").arg(api.cacert());
+        }
+        let out = cmd.output().context("cannot run lab-ws-client")?;
+        let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "WebSocket (tls: {tls}) through the proxy failed ({}): {said}",
+            out.status
+        );
+        assert!(said.contains("echoed 3 messages"), "{said}");
+    }
     Ok(())
 }
 
