@@ -61,6 +61,9 @@ struct Hold {
 /// The in-memory view of every address the server manages.
 #[derive(Debug)]
 pub struct Pool {
+    /// Counts changes to the records: a snapshot of them carries it, so an older snapshot never
+    /// replaces a newer one elsewhere (the names' directory).
+    generation: u64,
     range: Ipv4Range,
     lease_time: u64,
     decline_probation: u64,
@@ -88,6 +91,7 @@ impl Pool {
     /// Builds the pool from the config and the records kept in the store.
     pub fn new(config: &DhcpConfig, records: Vec<Lease>) -> Self {
         let mut pool = Pool {
+            generation: 0,
             range: config.range,
             lease_time: config.lease_time.as_secs(),
             decline_probation: config.decline_probation.as_secs(),
@@ -117,6 +121,11 @@ impl Pool {
         self.range
     }
 
+    /// How many times the records changed: grows with every [`Pool::record`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Every lease record, in no particular order.
     pub fn records(&self) -> impl Iterator<Item = &Lease> {
         self.leases.values()
@@ -134,6 +143,7 @@ impl Pool {
 
     /// Stores a record in memory (after it was committed, or while loading).
     pub fn record(&mut self, lease: Lease) {
+        self.generation += 1;
         let ip = lease.ip;
         if let Some(old) = self.leases.remove(&ip) {
             self.by_expiry.remove(&(old.expires, u32::from(ip)));

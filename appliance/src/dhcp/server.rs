@@ -16,7 +16,7 @@ use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
 use super::neighbours::Neighbours;
 use super::wire;
-use crate::names::Directory;
+use crate::names::{Directory, LeaseSource};
 use crate::shutdown::Stop;
 use crate::state::{Change, Lease, LeaseState, Store, StoreError, UnixTime};
 
@@ -71,6 +71,17 @@ impl Server {
         Server { engine: Arc::new(Mutex::new(engine)), store, metrics, neighbours, names }
     }
 
+    /// The directory's view of the leases: every record and their generation, taken under the
+    /// engine's lock. The directory calls it when apps or reservations change, since leases that
+    /// touched no name were never handed to it.
+    pub fn lease_source(&self) -> LeaseSource {
+        let engine = self.engine.clone();
+        Arc::new(move || {
+            let engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
+            (engine.pool().generation(), engine.pool().records().cloned().collect())
+        })
+    }
+
     /// Replaces the reservations the server honours (the config's and the admin API's).
     pub fn set_reservations(&self, reservations: &[proximity_config::Reservation]) {
         self.engine.lock().unwrap_or_else(PoisonError::into_inner).set_reservations(reservations);
@@ -120,7 +131,7 @@ impl Server {
     /// them if they changed.
     fn rebuild_names(&self) {
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-        self.names.directory.set_leases(engine.pool().records(), unix_now());
+        self.names.directory.set_leases(engine.pool().records(), engine.pool().generation(), unix_now());
     }
 
     /// Serves on `socket` until `stop` fires, then lets pending commits finish within the

@@ -6,7 +6,7 @@
 //! The DHCP server and the admin API each push their part after it is durable; a rebuild takes
 //! the other parts as they are, so neither needs the other running.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use proximity_config::Reservation;
 use proximity_config::api::{ApiReservation, App, Backend};
@@ -17,6 +17,9 @@ use crate::state::{Change, Lease, LeaseState, UnixTime};
 /// Something derived from each published table (the proxy's route table).
 pub type Subscriber = Box<dyn Fn(&NameTable) + Send + Sync>;
 
+/// Where the leases are kept (the DHCP server): a snapshot of every record with its generation.
+pub type LeaseSource = Arc<dyn Fn() -> (u64, Vec<Lease>) + Send + Sync>;
+
 /// The inputs of the names, and their published table.
 pub struct Directory {
     names: Arc<Names>,
@@ -24,12 +27,16 @@ pub struct Directory {
     configured: Vec<Reservation>,
     inputs: Mutex<Inputs>,
     subscribers: Vec<Subscriber>,
+    /// Set once the DHCP server exists; `None` without DHCP.
+    lease_source: OnceLock<LeaseSource>,
 }
 
 #[derive(Debug, Default)]
 struct Inputs {
     /// Leases that are active (bound or not: binding is judged at each rebuild's `now`).
     leases: Vec<Lease>,
+    /// The generation of the pool the leases were taken from; an older snapshot is ignored.
+    generation: u64,
     /// In name order, as the store gives them.
     apps: Vec<App>,
     /// Reservations made through the admin API, in MAC order.
@@ -57,8 +64,14 @@ impl Directory {
         reservations: Vec<ApiReservation>,
     ) -> Self {
         let leases = active(leases.iter());
-        let inputs = Inputs { leases, apps, reservations };
-        Directory { names, configured, inputs: Mutex::new(inputs), subscribers: Vec::new() }
+        let inputs = Inputs { leases, generation: 0, apps, reservations };
+        Directory {
+            names,
+            configured,
+            inputs: Mutex::new(inputs),
+            subscribers: Vec::new(),
+            lease_source: OnceLock::new(),
+        }
     }
 
     /// Adds a subscriber (before the directory is shared); it is called at once with the
@@ -91,7 +104,9 @@ impl Directory {
     /// Replaces the admin API's reservations (committed to the store by the caller) and rebuilds.
     pub fn set_api_reservations(&self, mut reservations: Vec<ApiReservation>, now: UnixTime) {
         reservations.sort_by_key(|r| r.mac);
+        let fresh = self.fresh_leases();
         let mut inputs = self.lock();
+        Self::take_leases(&mut inputs, fresh);
         inputs.reservations = reservations;
         self.rebuild(&inputs, now);
     }
@@ -109,17 +124,51 @@ impl Directory {
         self.lock().apps.clone()
     }
 
-    /// Replaces the leases (the DHCP server's records: only active ones are kept) and rebuilds.
-    pub fn set_leases<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>, now: UnixTime) {
+    /// Where to read the leases from when apps or reservations change (the DHCP server); set
+    /// once, when the DHCP server starts.
+    pub fn set_lease_source(&self, source: LeaseSource) {
+        let _ = self.lease_source.set(source);
+    }
+
+    /// Replaces the leases (the DHCP server's records at `generation`: only active ones are
+    /// kept) and rebuilds. A snapshot older than the one in hand is ignored.
+    pub fn set_leases<'a>(
+        &self,
+        leases: impl IntoIterator<Item = &'a Lease>,
+        generation: u64,
+        now: UnixTime,
+    ) {
         let mut inputs = self.lock();
+        if generation < inputs.generation {
+            return;
+        }
         inputs.leases = active(leases.into_iter());
+        inputs.generation = generation;
         self.rebuild(&inputs, now);
+    }
+
+    /// Takes the leases from the source, if there is one and it is newer. Read before the
+    /// inputs are locked: the source takes the DHCP engine's lock, which the DHCP server holds
+    /// while it calls [`Directory::set_leases`].
+    fn fresh_leases(&self) -> Option<(u64, Vec<Lease>)> {
+        self.lease_source.get().map(|source| source())
+    }
+
+    fn take_leases(inputs: &mut Inputs, fresh: Option<(u64, Vec<Lease>)>) {
+        if let Some((generation, leases)) = fresh
+            && generation >= inputs.generation
+        {
+            inputs.leases = active(leases.iter());
+            inputs.generation = generation;
+        }
     }
 
     /// Replaces the apps (committed to the store by the caller) and rebuilds.
     pub fn set_apps(&self, mut apps: Vec<App>, now: UnixTime) {
         apps.sort_by(|a, b| a.name.cmp(&b.name));
+        let fresh = self.fresh_leases();
         let mut inputs = self.lock();
+        Self::take_leases(&mut inputs, fresh);
         inputs.apps = apps;
         self.rebuild(&inputs, now);
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use directory::{Directory, Subscriber};
+pub use directory::{Directory, LeaseSource, Subscriber};
 pub use table::{AppName, HostName, NameSource, NameTable};
 
 /// The published name table.

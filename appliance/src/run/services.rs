@@ -58,6 +58,7 @@ pub(super) async fn start(
             dhcp::server(config, leases, shared.store.clone(), dhcp_metrics.clone(), feed, &shared.stop);
         // The config's reservations and those made through the admin API.
         server.set_reservations(&shared.directory.reservations());
+        shared.directory.set_lease_source(server.lease_source());
         lease_admin = Some(Arc::new(server.clone()));
         spawn(shared, services, "dhcp", server.serve(socket, shared.stop.clone()));
     }

@@ -136,7 +136,7 @@ async fn owners_of_names() {
     let reply = h.call(Method::PUT, "/v1/apps/nas", Some(&app_body("nas", 50))).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
 
-    h.state.directory.set_leases(&[lease(120, "laptop")], unix_now());
+    h.state.directory.set_leases(&[lease(120, "laptop")], 1, unix_now());
     assert!(h.state.directory.names().load().host("laptop").is_some());
     let reply = h.call(Method::POST, "/v1/apps", Some(&app_body("laptop", 50))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());

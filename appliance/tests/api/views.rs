@@ -32,7 +32,7 @@ async fn leases_listed_and_released() {
     *fake.leases.lock().unwrap() = vec![lease(121, "printer"), lease(120, "laptop")];
     let leases = fake.clone();
     let h = Harness::start_with(move |s| s.leases = Some(leases)).await;
-    h.state.directory.set_leases(&fake.leases.lock().unwrap().clone(), unix_now());
+    h.state.directory.set_leases(&fake.leases.lock().unwrap().clone(), 1, unix_now());
 
     let listed = h.get("/v1/leases").await.json();
     let listed = listed.as_array().unwrap();
@@ -77,7 +77,7 @@ async fn reservations_come_from_the_config() {
 #[tokio::test]
 async fn dns_records_show_what_the_zones_answer() {
     let h = Harness::start().await;
-    h.state.directory.set_leases(&[lease(120, "laptop")], unix_now());
+    h.state.directory.set_leases(&[lease(120, "laptop")], 1, unix_now());
     assert_eq!(
         h.call(Method::POST, "/v1/apps", Some(&app_body("web", 50))).await.status,
         StatusCode::CREATED

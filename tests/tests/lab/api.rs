@@ -361,7 +361,6 @@ fn early_answers_reach_http2_clients() -> Result<()> {
 /// the proxy answers 404 until the appliance restarts: `Directory::touches` skips lease changes
 /// of nameless clients no app follows yet, so the directory never learns the lease.
 #[test]
-#[ignore = "appliance bug: a MAC app registered after a nameless lease never goes live"]
 fn an_app_by_mac_registered_after_a_nameless_lease_is_live() -> Result<()> {
     let lab = Lab::builder().clients(2).build()?;
     let config = start(&lab, |_| {})?;
