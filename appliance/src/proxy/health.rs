@@ -27,6 +27,8 @@ use super::routes::{HealthCheck, Routes};
 /// Longest the checker sleeps without looking at the route table (a publish wakes it anyway).
 const MAX_NAP: Duration = Duration::from_secs(60);
 const CHECK_USER_AGENT: &str = "proximity-health-check";
+/// Shortest interval honoured, so a zero in a route cannot make the checker spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Which backends are down, by app. Only apps with a failing backend have an entry.
 #[derive(Debug, Default)]
@@ -122,7 +124,7 @@ pub(crate) async fn run(routes: Arc<Routes>, health: Arc<Health>, cancel: Cancel
                     }
                     if scheduled.due <= now {
                         scheduled.running = true;
-                        scheduled.due = now + check.interval;
+                        scheduled.due = now + check.interval.max(MIN_INTERVAL);
                         let (client, check, host) = (client.clone(), check.clone(), host.to_string());
                         checks.spawn(async move {
                             let up = probe(&client, backend, &host, &check).await;

@@ -15,6 +15,22 @@
 //!
 //! Clients speak HTTP/1.1 or HTTP/2 on either listener (h2 over TLS by ALPN, h2c by prior
 //! knowledge); backends get HTTP/1.1 over a keep-alive pool. Bodies stream both ways.
+//!
+//! # What a request goes through
+//! - The host is the URI's authority (HTTP/2 `:authority`, HTTP/1.1 absolute-form) or else
+//!   the Host header; no host or an unknown one is a 404. The route table is read once per
+//!   request, so a `publish` affects only later requests.
+//! - The backend gets the host as the client sent it (Host), `X-Forwarded-For` (appended),
+//!   `X-Forwarded-Proto`, `X-Forwarded-Host`; no `Via`. Hop-by-hop headers, and the headers
+//!   `Connection` names, are removed both ways; an upgrade keeps its `Upgrade`/`Connection`.
+//! - Backends: round robin over those passing their health check (all, without one); a failed
+//!   connect moves on to the next backend, the body still unread. None healthy: 503 with
+//!   `Retry-After`; refused or broken: 502; connect or response-head timeout: 504. Our pages
+//!   name nothing internal. A backend silent mid-body past `response_timeout` has its response
+//!   cut; a client silent mid-body past `idle_timeout` gets a 408.
+//! - Timeouts of client connections are ours (see [`activity`]): a request head must arrive
+//!   within `header_read_timeout` of its first byte (of accept, for the first request); a
+//!   connection with nothing in flight closes after `idle_timeout`.
 
 mod activity;
 mod body;
