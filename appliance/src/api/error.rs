@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use proximity_config::ConfigErrors;
 use proximity_config::api::ErrorBody;
 use serde::de::DeserializeOwned;
@@ -115,6 +115,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             && !is_json(value)
             && !is_curl_default(value)
         {
+            discard(request.into_body()).await;
             return Err(ApiError::UnsupportedMediaType);
         }
         let declared = request
@@ -123,13 +124,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            discard(request.into_body()).await;
             return Err(ApiError::BodyTooLarge);
         }
-        let bytes = match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(ApiError::BodyTooLarge),
-            Err(_) => return Err(ApiError::InvalidJson("the request body could not be read".into())),
-        };
+        let mut body = request.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(ApiError::InvalidJson("the request body could not be read".into()));
+            };
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > MAX_BODY_BYTES {
+                    discard(body).await;
+                    return Err(ApiError::BodyTooLarge);
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
         parse(&bytes).map(JsonBody)
     }
 }
@@ -155,6 +166,27 @@ fn is_json(value: &HeaderValue) -> bool {
     let Ok(text) = value.to_str() else { return false };
     let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Most of a refused request's body read (and dropped) before the error is sent, and how long
+/// that may take. An HTTP/2 client that is still sending when the answer comes gets its stream
+/// reset, and curl then shows a framing error instead of our answer; reading the rest first lets
+/// it see the 401, 413 or 415. Past these bounds the client gets the reset.
+pub(crate) const DISCARD_BYTES: usize = 1 << 20;
+pub(crate) const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what is left of `body`, within [`DISCARD_BYTES`] and [`DISCARD_TIME`].
+pub(crate) async fn discard(mut body: axum::body::Body) {
+    let drain = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > DISCARD_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }
 
 /// What `curl -d` labels a body with by default.

@@ -230,7 +230,10 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
         .map(|(_, token)| token.trim_ascii());
     match presented {
         Some(token) if state.token.matches(token) => next.run(request).await,
-        _ => ApiError::Unauthorized.into_response(),
+        _ => {
+            error::discard(request.into_body()).await;
+            ApiError::Unauthorized.into_response()
+        }
     }
 }
 

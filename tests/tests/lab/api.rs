@@ -68,11 +68,9 @@ fn the_api_wants_its_token_except_for_health_the_ca_and_the_description() -> Res
             );
         }
     }
-    // A write with a wrong token changes nothing. HTTP/1.1: over HTTP/2 the early 401 is lost
-    // (see `early_answers_reach_http2_clients`).
+    // A write with a wrong token changes nothing (curl's default, HTTP/2 over TLS).
     let reply = api
         .anonymous("POST", "/v1/apps")
-        .http1_1()
         .header("Authorization: Bearer not-the-token")
         .json(&app_by_ip("web", SOME_LAN_HOST).to_string())
         .run()?;
@@ -156,12 +154,7 @@ fn bad_input_gets_a_4xx_naming_the_field_and_changes_nothing() -> Result<()> {
     ];
     let mut failures = Vec::new();
     for (what, body, status, code, fields) in &cases {
-        let mut request = api.request("POST", "/v1/apps").json(body);
-        if *code == "body_too_large" {
-            // Over HTTP/2 the early 413 is lost (see `early_answers_reach_http2_clients`).
-            request = request.http1_1();
-        }
-        let reply = request.run()?;
+        let reply = api.request("POST", "/v1/apps").json(body).run()?;
         let seen = error_of(&reply).unwrap_or_default();
         let named = fields.iter().all(|f| seen.1.contains(&format!("{f}:")));
         if reply.status != *status || seen.0 != *code || !named {
@@ -337,11 +330,10 @@ fn apps_survive_a_restart_and_a_kill_9() -> Result<()> {
 }
 
 /// Answers the API gives before reading a request's body (401 for a wrong token, 413 for a body
-/// over the limit) must reach a client on HTTP/2, which curl uses by default over TLS. Today the
-/// stream is reset and curl says only "(92) Stream error in the HTTP/2 framing layer", while the
-/// same requests over HTTP/1.1 get their 401 and 413. Ignored until the appliance is fixed.
+/// over the limit) must reach a client on HTTP/2, which curl uses by default over TLS. Before the
+/// API read (and dropped) a refused body before answering, the stream was reset and curl said
+/// only "(92) Stream error in the HTTP/2 framing layer".
 #[test]
-#[ignore = "appliance bug: early API answers are lost on HTTP/2 (curl exit 92)"]
 fn early_answers_reach_http2_clients() -> Result<()> {
     let lab = Lab::builder().clients(1).build()?;
     let config = start(&lab, |_| {})?;
@@ -358,8 +350,9 @@ fn early_answers_reach_http2_clients() -> Result<()> {
 
 /// An app by MAC registered after its client already holds a lease without a host name (what
 /// dhclient gets by default) must be live at once. Today it stays `backend_address: null` and
-/// the proxy answers 404 until the appliance restarts: `Directory::touches` skips lease changes
-/// of nameless clients no app follows yet, so the directory never learns the lease.
+/// the proxy answered 404 until the appliance restarted: `Directory::touches` skips lease changes
+/// of nameless clients no app follows yet, so the directory never learned the lease (it now reads
+/// the DHCP server's leases when apps change).
 #[test]
 fn an_app_by_mac_registered_after_a_nameless_lease_is_live() -> Result<()> {
     let lab = Lab::builder().clients(2).build()?;
