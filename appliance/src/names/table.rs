@@ -143,10 +143,16 @@ impl NameTable {
                 continue;
             }
             let wanted = HostName { ip: lease.ip, source: NameSource::Lease { mac: lease.mac } };
-            if next.apps.contains_key(name) {
+            if let Some(app) = next.apps.get(name) {
                 let claim = (name.to_owned(), lease.ip);
                 if !self.refused.contains(&claim) {
-                    warn!(name, ip = %lease.ip, mac = %lease.mac, "host name is an app's; client gets no name");
+                    // The usual case: the app is this very client (container "web" serves app
+                    // "web"). Worth a warning only when the name belongs to someone else.
+                    if app.backend == Some(lease.ip) {
+                        info!(name, ip = %lease.ip, "the app of this name is served by this client; the name resolves to the proxy");
+                    } else {
+                        warn!(name, ip = %lease.ip, mac = %lease.mac, "host name is an app's; client gets no name");
+                    }
                 }
                 next.refused.insert(claim);
                 continue;
