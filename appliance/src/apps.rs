@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(route.backends, [SocketAddr::from(([10, 20, 0, 5], 8080))]);
         let check = route.health_check.as_ref().unwrap();
         assert_eq!((check.path.as_str(), check.interval), ("/healthz", Duration::from_secs(3)));
-        assert!(routes.route("db.prox.local").unwrap().backends.is_empty(), "routed to nothing until its lease");
+        assert!(
+            routes.route("db.prox.local").unwrap().backends.is_empty(),
+            "routed to nothing until its lease"
+        );
     }
 
     #[test]
