@@ -19,6 +19,9 @@ use crate::proxy;
 use crate::state::{Lease, StoreError};
 use crate::tls;
 
+/// How often the names are rebuilt for leases that ended, when no DHCP server does it.
+const LEASE_END_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Starts every enabled service into `services`.
 pub(super) async fn start(
     shared: &Shared,
@@ -61,6 +64,22 @@ pub(super) async fn start(
         shared.directory.set_lease_source(server.lease_source());
         lease_admin = Some(Arc::new(server.clone()));
         spawn(shared, services, "dhcp", server.serve(socket, shared.stop.clone()));
+    }
+
+    if !config.dhcp.enabled {
+        // Without the DHCP server's sweep, leases loaded from the store still end on time.
+        // A task of the service set, so the stop waits for it like for the others.
+        let (directory, stop) = (shared.directory.clone(), shared.stop.clone());
+        services.spawn(async move {
+            let mut tick = tokio::time::interval(LEASE_END_CHECK);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => directory.refresh(dhcp::server::unix_now()),
+                }
+            }
+            ("names", Ok(()))
+        });
     }
 
     if config.proxy.enabled {
