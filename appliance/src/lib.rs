@@ -5,6 +5,7 @@
 //! - [`dhcp`]: the DHCPv4 server on the LAN interface.
 //! - [`names`]: host names derived from reservations and leases by the name policy.
 //! - [`dns`]: the DNS server: our zones from the names, split horizon, forwarding for the LAN.
+//! - [`accept`]: the accept loop the TCP servers share (connection cap, errors a socket survives).
 //! - [`apps`]: apps at run time: the proxy's route table derived from the names, and which
 //!   names get certificates.
 //! - [`proxy`]: the reverse proxy to the apps, by Host, over HTTP/1.1 and HTTP/2, with TLS.
@@ -13,6 +14,7 @@
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
 
+pub mod accept;
 pub mod api;
 pub mod apps;
 pub mod dhcp;

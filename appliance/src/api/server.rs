@@ -30,11 +30,9 @@ use super::{
     ApiState, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES,
     MAX_STREAMS_PER_CONNECTION, TLS_HANDSHAKE_TIMEOUT, router,
 };
+use crate::accept::accept_loop;
 use crate::shutdown::Stop;
 
-/// Pause after an accept error that says the process is short of resources (descriptors,
-/// memory), so the loop does not spin while they are short.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// hyper's smallest HTTP/1.1 read buffer.
 const MIN_HEADER_BUFFER: usize = 8192;
 
@@ -128,32 +126,11 @@ impl Server {
     /// Accepts on `listener` until the stop, a connection slot at a time. Errors only when the
     /// socket is dead.
     async fn listen(self: Arc<Self>, listener: TcpListener, tls: Option<TlsAcceptor>) -> io::Result<()> {
-        loop {
-            // A slot before accepting: past the cap, clients wait in the backlog.
-            let slot = tokio::select! {
-                () = self.stop.cancelled() => return Ok(()),
-                slot = self.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return Ok(()),
-                },
-            };
-            let accepted = tokio::select! {
-                () = self.stop.cancelled() => return Ok(()),
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    let (server, tls) = (self.clone(), tls.clone());
-                    self.connections.spawn(async move { server.connection(stream, peer, tls, slot).await });
-                }
-                Err(e) if out_of_resources(&e) => {
-                    warn!(error = %e, "admin api accept: out of resources; pausing");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-                Err(e) if transient(&e) => debug!(error = %e, "admin api accept"),
-                Err(e) => return Err(e),
-            }
-        }
+        accept_loop(&listener, &self.slots, &self.stop, "admin api", |stream, peer, slot| {
+            let (server, tls) = (self.clone(), tls.clone());
+            self.connections.spawn(async move { server.connection(stream, peer, tls, slot).await });
+        })
+        .await
     }
 
     async fn connection(
@@ -281,18 +258,4 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-}
-
-/// Errors after which the listening socket still works.
-fn transient(e: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionReset | ConnectionAborted | Interrupted | WouldBlock | TimedOut
-    ) || out_of_resources(e)
-}
-
-fn out_of_resources(e: &io::Error) -> bool {
-    use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
-    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
 }

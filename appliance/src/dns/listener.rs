@@ -17,12 +17,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::handler::{Handler, Step};
 use super::metrics::bump;
 use super::socket::{self, Local, Outgoing, Received};
 use super::wire::Transport;
+use crate::accept::{accept_loop, transient};
 use crate::shutdown::Stop;
 
 /// How often a UDP thread blocked in `recvmsg` wakes to see whether the server is stopping.
@@ -39,9 +40,6 @@ pub const MAX_TCP_CONNECTIONS: usize = 256;
 /// A TCP client that sends nothing (or stalls mid-message, or does not read its reply) for
 /// this long is disconnected (RFC 7766 asks for seconds, not minutes).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after an accept error that says the process is out of resources (descriptors,
-/// memory), so the loop does not spin while they are short.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Receives on `socket` and answers until `cancel` fires. Runs on a thread of its own, blocked in
 /// `recvmmsg` while there is nothing to read (the socket's receive timeout, [`UDP_STOP_POLL`],
@@ -129,36 +127,16 @@ pub async fn tcp(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let mut connections: JoinSet<()> = JoinSet::new();
-    let result = loop {
-        let slot = tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break Ok(()),
-            },
-        };
+    let result = accept_loop(&listener, &slots, &cancel, "dns/tcp", |stream, src, slot| {
         while connections.try_join_next().is_some() {}
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, src)) => {
-                bump(&handler.metrics().tcp_connections);
-                let (handler, cancel) = (handler.clone(), cancel.clone());
-                connections.spawn(async move {
-                    connection(stream, src, &handler, &cancel).await;
-                    drop(slot);
-                });
-            }
-            Err(e) if out_of_resources(&e) => {
-                warn!(error = %e, "dns/tcp accept: out of resources; pausing");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-            Err(e) if transient(&e) => debug!(error = %e, "dns/tcp accept"),
-            Err(e) => break Err(e),
-        }
-    };
+        bump(&handler.metrics().tcp_connections);
+        let (handler, cancel) = (handler.clone(), cancel.clone());
+        connections.spawn(async move {
+            connection(stream, src, &handler, &cancel).await;
+            drop(slot);
+        });
+    })
+    .await;
     drain(&mut connections, stop.drain_limit(), "dns/tcp connections").await;
     result
 }
@@ -209,28 +187,6 @@ async fn connection(mut stream: TcpStream, src: SocketAddr, handler: &Handler, c
             }
         }
     }
-}
-
-/// Errors after which the socket still works: ICMP errors reported on a later call, a client
-/// that reset before we accepted it, interrupts.
-fn transient(e: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused
-            | ConnectionReset
-            | ConnectionAborted
-            | Interrupted
-            | WouldBlock
-            | HostUnreachable
-            | NetworkUnreachable
-            | TimedOut
-    ) || out_of_resources(e)
-}
-
-fn out_of_resources(e: &io::Error) -> bool {
-    use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
-    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
 }
 
 /// Lets `tasks` finish within `limit`, then abandons the rest.

@@ -17,15 +17,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Limits;
 use super::activity::{Activity, Tracked, Verdict};
 use super::handler::{Client, Proxy};
+use crate::accept::accept_loop;
 
-/// Pause after an accept error that says the process is out of resources (descriptors,
-/// memory), so the loop does not spin while they are short.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// hyper's smallest read buffer; `Limits::max_header_bytes` below it is raised to it.
 const MIN_HEADER_BUFFER: usize = 8192;
 
@@ -75,32 +73,11 @@ impl Server {
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
     ) -> io::Result<()> {
-        loop {
-            // Wait for a slot before accepting: past the cap, clients wait in the backlog.
-            let slot = tokio::select! {
-                () = self.stop.cancelled() => return Ok(()),
-                slot = self.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return Ok(()),
-                },
-            };
-            let accepted = tokio::select! {
-                () = self.stop.cancelled() => return Ok(()),
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    let (server, tls) = (self.clone(), tls.clone());
-                    self.connections.spawn(async move { server.connection(stream, peer, tls, slot).await });
-                }
-                Err(e) if out_of_resources(&e) => {
-                    warn!(error = %e, "proxy accept: out of resources; pausing");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-                Err(e) if transient(&e) => debug!(error = %e, "proxy accept"),
-                Err(e) => return Err(e),
-            }
-        }
+        accept_loop(&listener, &self.slots, &self.stop, "proxy", |stream, peer, slot| {
+            let (server, tls) = (self.clone(), tls.clone());
+            self.connections.spawn(async move { server.connection(stream, peer, tls, slot).await });
+        })
+        .await
     }
 
     async fn connection(
@@ -193,18 +170,4 @@ impl Server {
             }
         }
     }
-}
-
-/// Errors after which the listening socket still works.
-fn transient(e: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionReset | ConnectionAborted | Interrupted | WouldBlock | TimedOut
-    ) || out_of_resources(e)
-}
-
-fn out_of_resources(e: &io::Error) -> bool {
-    use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
-    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
 }
