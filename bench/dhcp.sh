@@ -163,6 +163,13 @@ range = "$POOL_FIRST-$POOL_LAST"
 reserved = "$RESERVED"
 lease_time = "1h"
 
+[proxy]
+# DHCP alone is measured: the proxy and the admin API (which the peers do not have) are off.
+enabled = false
+
+[admin]
+enabled = false
+
 [state]
 dir = "$1/state"
 EOF

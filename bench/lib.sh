@@ -188,3 +188,44 @@ others_pct() {
 # Report
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# ---------------------------------------------------------------------------------------------
+# CPU caps (dns.sh, proxy.sh): each server in a CPU cgroup of its own whose quota the capped runs
+# set (cgroup v1 cpu.cfs_quota_us or v2 cpu.max), with a 10 ms period so a capped server is paused
+# for short slices, not for tens of milliseconds. cg_detect finds the controller (nothing when
+# CPU_CAP_PCT is 0 or there is none: then no capped runs); the caller keeps CGROUPS (made here)
+# to remove on exit, and TAG names the groups.
+
+CG_PERIOD_US=10000
+CG_BASE=""; CG_V=""
+cg_detect() {
+    CG_BASE=""; CG_V=""
+    [ "$CPU_CAP_PCT" -gt 0 ] || return 0
+    if [ -f /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control; then
+        CG_BASE=/sys/fs/cgroup; CG_V=2
+    elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        CG_BASE=/sys/fs/cgroup/cpu; CG_V=1
+    fi
+}
+cg_dir() { echo "$CG_BASE/$TAG-$1"; }
+cg_make() {
+    [ -n "$CG_BASE" ] || return 0
+    local d; d=$(cg_dir "$1")
+    mkdir "$d" || return 1; CGROUPS+=("$d")
+    cg_cap "$1" 0
+}
+cg_cap() {  # cg_cap SERVER PCT (0 = no cap)
+    [ -n "$CG_BASE" ] || return 0
+    local d quota; d=$(cg_dir "$1"); quota=$(( $2 * CG_PERIOD_US / 100 ))
+    if [ "$CG_V" = 1 ]; then
+        echo "$CG_PERIOD_US" >"$d/cpu.cfs_period_us" && echo "$([ "$2" -gt 0 ] && echo "$quota" || echo -1)" >"$d/cpu.cfs_quota_us"
+    else
+        echo "$([ "$2" -gt 0 ] && echo "$quota" || echo max) $CG_PERIOD_US" >"$d/cpu.max"
+    fi
+}
+# The command prefix that puts a server into its cgroup, then execs it (so $! stays the server;
+# nginx's worker inherits it). Outside `ip netns exec`, which mounts a sysfs of its own where the
+# cgroup mount is not.
+cg_enter() {
+    if [ -n "$CG_BASE" ]; then printf '%s\0' sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$(cg_dir "$1")"; fi
+}

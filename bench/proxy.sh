@@ -169,41 +169,10 @@ cleanup_extra() {
 install_traps proxy.sh
 
 # ---------------------------------------------------------------------------------------------
-# CPU caps, as in dns.sh: each proxy in a CPU cgroup of its own whose quota the capped runs set
-# (cgroup v1 cpu.cfs_quota_us or v2 cpu.max), with a 10 ms period. Why: on two cores the backend
-# and wrk share CPU 1, and at a whole core a fast proxy can use all of it; held to part of its
-# core, the proxy is the bottleneck. No cgroup (or --cpu-cap 0): no capped runs.
-
-CG_PERIOD_US=10000
-CG_BASE=""; CG_V=""
-if [ "$CPU_CAP_PCT" -gt 0 ]; then
-    if [ -f /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control; then
-        CG_BASE=/sys/fs/cgroup; CG_V=2
-    elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
-        CG_BASE=/sys/fs/cgroup/cpu; CG_V=1
-    fi
-fi
-cg_dir() { echo "$CG_BASE/$TAG-$1"; }
-cg_make() {
-    [ -n "$CG_BASE" ] || return 0
-    local d; d=$(cg_dir "$1")
-    mkdir "$d" || return 1; CGROUPS+=("$d")
-    cg_cap "$1" 0
-}
-cg_cap() {  # cg_cap SERVER PCT (0 = no cap)
-    [ -n "$CG_BASE" ] || return 0
-    local d quota; d=$(cg_dir "$1"); quota=$(( $2 * CG_PERIOD_US / 100 ))
-    if [ "$CG_V" = 1 ]; then
-        echo "$CG_PERIOD_US" >"$d/cpu.cfs_period_us" && echo "$([ "$2" -gt 0 ] && echo "$quota" || echo -1)" >"$d/cpu.cfs_quota_us"
-    else
-        echo "$([ "$2" -gt 0 ] && echo "$quota" || echo max) $CG_PERIOD_US" >"$d/cpu.max"
-    fi
-}
-# The command prefix that puts a server into its cgroup, then execs it (so $! stays the server;
-# nginx's worker inherits it). Outside `ip netns exec`, which mounts a sysfs of its own.
-cg_enter() {
-    if [ -n "$CG_BASE" ]; then printf '%s\0' sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$(cg_dir "$1")"; fi
-}
+# CPU caps, as in dns.sh (lib.sh's cg_*). Why: on two cores the backend and wrk share CPU 1, and
+# at a whole core a fast proxy can use all of it; held to part of its core, the proxy is the
+# bottleneck. No cgroup (or --cpu-cap 0): no capped runs.
+cg_detect
 
 # ---------------------------------------------------------------------------------------------
 # Namespaces. <tag>-lan holds bridge br0 with the backend at 10.20.0.10. <tag>-<proxy>-s holds
