@@ -66,11 +66,18 @@ fn init_tracing() {
 }
 
 fn start(config: proximity_config::Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("proximity")
-        .build()
-        .context("cannot start the async runtime")?;
+    // On one core (a container with cores=1, or pinned) the current-thread runtime: the
+    // multi-thread one's work-stealing machinery buys nothing there and cost the proxy about a
+    // fifth of its throughput (wrk through the proxy pinned to one core: 33.9k -> 42.5k req/s).
+    // DNS over UDP has threads of its own either way.
+    let one_core = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime =
+        builder.enable_all().thread_name("proximity").build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop = shutdown::Stop::install().context("cannot install signal handlers")?;
         proximity_appliance::run(config, stop).await
