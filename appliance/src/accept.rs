@@ -1,7 +1,8 @@
-//! The accept loop the TCP servers share (DNS over TCP, the proxy, the admin API): a connection
-//! slot before each accept, so past the cap clients wait in the listen backlog; errors the
-//! socket survives are logged and skipped, a shortage of descriptors or memory pauses the loop
-//! rather than spinning it; only a dead socket ends it.
+//! What the socket servers share (DNS, the proxy, the admin API): the accept loop (a connection
+//! slot before each accept, so past the cap clients wait in the listen backlog; errors the socket
+//! survives are logged and skipped, a shortage of descriptors or memory pauses the loop rather
+//! than spinning it; only a dead socket ends it), waiting for a server's socket loops (the first
+//! to fail stops the others), and draining its connections at the stop.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,8 +11,11 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, warn};
 
 /// Pause after an accept error that says the process is out of resources (descriptors,
 /// memory), so the loop does not spin while they are short.
@@ -48,6 +52,45 @@ pub async fn accept_loop(
             Err(e) if transient(&e) => debug!(error = %e, "{what} accept"),
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Waits for every socket loop of `what` in `loops` to end. The first that fails (or panics)
+/// cancels `cancel`, which the others stop on; its error is returned.
+pub async fn join_loops(
+    mut loops: JoinSet<io::Result<()>>,
+    cancel: &CancellationToken,
+    what: &str,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    while let Some(done) = loops.join_next().await {
+        let failure = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => io::Error::other(format!("a {what} socket loop panicked: {e}")),
+        };
+        error!(error = %failure, "{what} socket failed; stopping {what}");
+        cancel.cancel();
+        if result.is_ok() {
+            result = Err(failure);
+        }
+    }
+    result
+}
+
+/// Lets the `connections` of `what` finish until `deadline` (they were told to close
+/// gracefully); then cuts those still open through `cut` and waits for them to go.
+pub async fn drain_connections(
+    connections: &TaskTracker,
+    cut: &CancellationToken,
+    deadline: Instant,
+    what: &str,
+) {
+    connections.close();
+    if tokio::time::timeout_at(deadline, connections.wait()).await.is_err() {
+        debug!(cut = connections.len(), "stopping with {what} connections open");
+        cut.cancel();
+        connections.wait().await;
     }
 }
 

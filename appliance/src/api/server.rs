@@ -24,13 +24,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     ApiState, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES,
     MAX_STREAMS_PER_CONNECTION, TLS_HANDSHAKE_TIMEOUT, router,
 };
-use crate::accept::accept_loop;
+use crate::accept::{accept_loop, drain_connections, join_loops};
 use crate::shutdown::Stop;
 
 /// hyper's smallest HTTP/1.1 read buffer.
@@ -57,28 +57,11 @@ pub async fn serve(
         }
         loops.spawn(server.clone().listen(listener, acceptor.clone()));
     }
-    let mut result = Ok(());
-    while let Some(done) = loops.join_next().await {
-        let failure = match done {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => io::Error::other(format!("an admin api accept loop panicked: {e}")),
-        };
-        error!(error = %failure, "admin api socket failed; stopping the admin api");
-        cancel.cancel();
-        if result.is_ok() {
-            result = Err(failure);
-        }
-    }
+    let result = join_loops(loops, &cancel, "admin api").await;
     cancel.cancelled().await;
 
     let deadline = Instant::now() + stop.drain_limit();
-    server.connections.close();
-    if tokio::time::timeout_at(deadline, server.connections.wait()).await.is_err() {
-        debug!(cut = server.connections.len(), "stopping with admin api connections open");
-        server.cut.cancel();
-        server.connections.wait().await;
-    }
+    drain_connections(&server.connections, &server.cut, deadline, "admin api").await;
     state.tasks.close();
     if tokio::time::timeout_at(deadline, state.tasks.wait()).await.is_err() {
         warn!(left = state.tasks.len(), "stopping with admin api changes still being committed");

@@ -37,13 +37,14 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info};
+use tracing::{debug, info};
 
 pub use handler::{Handler, SetupError, Step};
 pub use metrics::Metrics;
 pub use view::{View, Views};
 pub use wire::Transport;
 
+use crate::accept::join_loops;
 use crate::shutdown::Stop;
 
 /// `socket` as the UDP threads use it: blocking, with timeouts so they can see a stop and never
@@ -96,19 +97,7 @@ pub async fn serve(
     for tcp in tcp {
         loops.spawn(listener::tcp(tcp, handler.clone(), cancel.clone(), stop.clone()));
     }
-    let mut result = Ok(());
-    while let Some(done) = loops.join_next().await {
-        let failure = match done {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => io::Error::other(format!("a dns socket task panicked: {e}")),
-        };
-        error!(error = %failure, "dns socket failed; stopping dns");
-        cancel.cancel();
-        if result.is_ok() {
-            result = Err(failure);
-        }
-    }
+    let result = join_loops(loops, &cancel, "dns").await;
     forwards.close();
     if tokio::time::timeout(stop.drain_limit(), forwards.wait()).await.is_err() {
         debug!(abandoned = forwards.len(), "stopping with forwarded dns queries in flight");

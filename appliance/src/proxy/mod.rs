@@ -51,7 +51,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, error, info};
+use tracing::{debug, info};
 
 pub use body::ProxyBody;
 pub use forward::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
@@ -61,6 +61,7 @@ pub use metrics::{BackendError, Metrics};
 pub use routes::{HealthCheck, Route, RouteTable, Routes};
 pub use upstream::{POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_BACKEND};
 
+use crate::accept::{drain_connections, join_loops};
 use crate::shutdown::Stop;
 use handler::Proxy;
 use server::Server;
@@ -105,29 +106,12 @@ pub async fn serve(
     for listener in https {
         loops.spawn(server.clone().listen(listener, acceptor.clone()));
     }
-    let mut result = Ok(());
-    while let Some(done) = loops.join_next().await {
-        let failure = match done {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => io::Error::other(format!("a proxy accept loop panicked: {e}")),
-        };
-        error!(error = %failure, "proxy socket failed; stopping the proxy");
-        cancel.cancel();
-        if result.is_ok() {
-            result = Err(failure);
-        }
-    }
+    let result = join_loops(loops, &cancel, "proxy").await;
     // With no listeners at all there is nothing to do but wait for the stop.
     cancel.cancelled().await;
 
     let deadline = tokio::time::Instant::now() + stop.drain_limit();
-    server.connections.close();
-    if tokio::time::timeout_at(deadline, server.connections.wait()).await.is_err() {
-        debug!(cut = server.connections.len(), "stopping with proxy connections open");
-        server.cut.cancel();
-        server.connections.wait().await;
-    }
+    drain_connections(&server.connections, &server.cut, deadline, "proxy").await;
     proxy.tunnels.drain(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
     if let Err(e) = checker.await {
         debug!(error = %e, "health checker ended abnormally");
