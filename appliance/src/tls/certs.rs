@@ -168,7 +168,7 @@ impl ResolvesServerCert for SniResolver {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Barrier;
     use std::time::Instant;
 
@@ -176,7 +176,7 @@ mod tests {
 
     /// Allows the names listed.
     #[derive(Debug)]
-    struct Only(&'static [&'static str]);
+    pub(crate) struct Only(pub(crate) &'static [&'static str]);
 
     impl NamePolicy for Only {
         fn allows(&self, name: &str) -> bool {
@@ -186,7 +186,7 @@ mod tests {
 
     /// Allows every name.
     #[derive(Debug)]
-    struct Anything;
+    pub(crate) struct Anything;
 
     impl NamePolicy for Anything {
         fn allows(&self, _: &str) -> bool {
@@ -194,7 +194,8 @@ mod tests {
         }
     }
 
-    fn ca() -> (tempfile::TempDir, Arc<Ca>) {
+    /// A CA for `prox.local` in a temporary directory (kept alive by the caller).
+    pub(crate) fn ca() -> (tempfile::TempDir, Arc<Ca>) {
         let dir = tempfile::tempdir().unwrap();
         let ca = Arc::new(Ca::load_or_create(dir.path(), "prox.local").unwrap());
         (dir, ca)

@@ -84,29 +84,7 @@ mod tests {
     /// Longest a test handshake may take before the test fails rather than hangs.
     const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
-    #[derive(Debug)]
-    struct Only(&'static [&'static str]);
-
-    impl NamePolicy for Only {
-        fn allows(&self, name: &str) -> bool {
-            self.0.contains(&name)
-        }
-    }
-
-    #[derive(Debug)]
-    struct Anything;
-
-    impl NamePolicy for Anything {
-        fn allows(&self, _: &str) -> bool {
-            true
-        }
-    }
-
-    fn ca() -> (tempfile::TempDir, Arc<Ca>) {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Arc::new(Ca::load_or_create(dir.path(), "prox.local").unwrap());
-        (dir, ca)
-    }
+    use certs::tests::{Anything, Only, ca};
 
     /// A client that trusts only `ca`, offering h2 and http/1.1 like a browser.
     fn client(ca: &Ca, versions: &[&'static SupportedProtocolVersion]) -> Arc<ClientConfig> {
