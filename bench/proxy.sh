@@ -6,11 +6,11 @@
 # leaves them.
 #
 # Every proxy routes by Host (app.prox.local) to the same backend. Cases: a 6-byte body and a
-# 64 KiB body over HTTP/1.1 keep-alive (wrk, 64 connections), and the small body over HTTP/2
-# with TLS (h2load, 64 connections x 10 streams); the backend alone as a reference. Rounds are
-# interleaved, the median round is reported: requests/s, p50/p99 latency, errors, CPU, RSS and
-# the ratios ours/nginx and ours/caddy. Then, for ours, the time from registering an app
-# (POST /v1/apps) to the first request it proxies. See bench/README.md for how to read it.
+# 64 KiB body over HTTP/1.1 keep-alive (wrk, 64 connections), the small body over HTTP/2 with
+# TLS (h2load, 8 connections x 8 streams: 64 in flight too); the backend alone as a reference.
+# Rounds are interleaved, the median round is reported: requests/s, p50/p99 latency, errors,
+# CPU, RSS and the ratios ours/nginx and ours/caddy. Then, for ours, the time from registering an
+# app (POST /v1/apps) to the first request it proxies. See bench/README.md for how to read it.
 #
 # Usage: sudo bench/proxy.sh [--quick] [options]      (--help lists them)
 # shellcheck disable=SC2034  # LAN_PREFIX, CLIENT_ADDR, STOP_LIMIT_S, PIDS...: read by lib.sh
@@ -41,8 +41,15 @@ BIG_BYTES=65536
 ADMIN_PORT=9090
 READY_LIMIT_S=20
 STOP_LIMIT_S=10
-CONNS=${PROXY_CONNS:-64}              # wrk -c and h2load -c
-H2_STREAMS=${PROXY_H2_STREAMS:-10}    # h2load -m: streams in flight per connection
+CONNS=${PROXY_CONNS:-64}              # wrk -c; h2load: the streams in flight over all connections
+H2_STREAMS=${PROXY_H2_STREAMS:-8}     # h2load -m: streams in flight per connection
+# Idle connections each proxy keeps to the backend: ours' POOL_MAX_IDLE_PER_BACKEND
+# (appliance/src/proxy/pool.rs, not configurable), nginx's upstream keepalive, Caddy's
+# keepalive_idle_conns_per_host. More requests in flight than this and every proxy opens and
+# closes a backend connection per request beyond it: its TIME-WAIT sockets fill the ephemeral
+# ports to the one backend address and connect() spends the core searching for a free port
+# (bench/README.md, h2). So the h2 case keeps CONNS streams in flight, not CONNS x streams.
+BACKEND_POOL=64
 ERROR_MAX_PCT=0.1                     # a run with more failed requests than this does not count
 REGISTRATIONS=10                      # registration-to-first-success measurements (ours)
 REG_LIMIT_S=10                        # a new app must answer within this
@@ -66,8 +73,8 @@ Options:
   --registrations N registration-to-first-success measurements for ours (default 10, --quick 5)
   --wait-quiet S    first wait up to S seconds for other processes to use under 15% CPU
   -h, --help        this text
-PROXY_CONNS and PROXY_H2_STREAMS in the environment change the connections (64) and the h2
-streams per connection (10).
+PROXY_CONNS in the environment changes the requests in flight (64: wrk's connections, h2load's
+streams over all its connections), PROXY_H2_STREAMS the h2 streams per connection (8).
 Exit status: 0 done (read the report: a server may have failed), 1 error, 2 tools missing.
 EOF
 }
@@ -114,7 +121,9 @@ fi
 [[ "$WAIT_QUIET" =~ ^[0-9]{1,5}$ ]] || { echo "proxy.sh: --wait-quiet takes seconds" >&2; exit 1; }
 [[ "$CPU_CAP_PCT" =~ ^[0-9]{1,2}$ ]] || { echo "proxy.sh: --cpu-cap takes 0..99" >&2; exit 1; }
 [[ "$CONNS" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "proxy.sh: PROXY_CONNS takes 1..9999" >&2; exit 1; }
-[[ "$H2_STREAMS" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "proxy.sh: PROXY_H2_STREAMS takes 1..999" >&2; exit 1; }
+{ [[ "$H2_STREAMS" =~ ^[1-9][0-9]{0,2}$ ]] && [ "$H2_STREAMS" -le "$CONNS" ]; } ||
+    { echo "proxy.sh: PROXY_H2_STREAMS takes 1..PROXY_CONNS" >&2; exit 1; }
+H2_CONNS=$(( (CONNS + H2_STREAMS - 1) / H2_STREAMS ))   # h2load -c: CONNS streams in flight in all
 ORDER_CASES=()
 IFS=, read -r -a _list <<<"$CASES"
 for c in "${_list[@]}"; do
@@ -148,7 +157,7 @@ case_name() {
     case "$1" in
         small) echo "small: GET $SMALL_PATH (6-byte body), HTTP/1.1 keep-alive, wrk -c$CONNS" ;;
         64k) echo "64k: GET $BIG_PATH (65536-byte body), HTTP/1.1 keep-alive, wrk -c$CONNS" ;;
-        h2) echo "h2: GET $SMALL_PATH (6-byte body), HTTP/2 over TLS, h2load -c$CONNS -m$H2_STREAMS" ;;
+        h2) echo "h2: GET $SMALL_PATH (6-byte body), HTTP/2 over TLS, h2load -c$H2_CONNS -m$H2_STREAMS" ;;
     esac
 }
 case_path() { case "$1" in 64k) echo "$BIG_PATH" ;; *) echo "$SMALL_PATH" ;; esac; }
@@ -275,7 +284,7 @@ $(nginx_http_common "$1")
     ssl_certificate_key $STATE/app.key;
     upstream backend {
         server $BACKEND_ADDR:80;
-        keepalive 64;
+        keepalive $BACKEND_POOL;
     }
     server {
         listen $SERVER_ADDR:80 default_server backlog=4096;
@@ -306,7 +315,8 @@ EOF
 start_caddy() {
     # Admin API and automatic HTTPS off, no access log (Caddy writes none without a `log`
     # directive), runtime log at WARN; HTTP/1.1 and HTTP/2 (no HTTP/3: the others have none).
-    # An idle pool of 64 connections to the backend, as nginx's keepalive 64 (Caddy's default: 32).
+    # An idle pool of BACKEND_POOL (64) connections to the backend, as nginx's keepalive and ours
+    # (Caddy's default: 32).
     cat >"$1/Caddyfile" <<EOF
 {
     admin off
@@ -321,7 +331,7 @@ start_caddy() {
 (backend) {
     reverse_proxy $BACKEND_ADDR:80 {
         transport http {
-            keepalive_idle_conns_per_host 64
+            keepalive_idle_conns_per_host $BACKEND_POOL
         }
     }
 }
@@ -452,6 +462,9 @@ cpu_ticks() {
     done
     echo "$t"
 }
+# TCP connections opened from a proxy's namespace (/proc/net/snmp ActiveOpens): its connections
+# to the backend (ours: its health checks too). Many more than BACKEND_POOL: the run churned.
+active_opens() { ip netns exec "$TAG-$1-s" cat /proc/net/snmp 2>/dev/null | awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ { print $6 }'; }
 # RSS (KiB) of a server's processes, summed.
 tree_rss() {
     local p t=0 v
@@ -515,12 +528,13 @@ run_load() {
     local bpid=""; [ "$srv" != backend ] && bpid=${SRVPID[backend]:-}
     local tfile="$RAW/$id.time" reqlog="$STATE/$id.reqlog" cmd
     if [ "$cse" = h2 ]; then
-        cmd=(h2load -t1 -c "$CONNS" -m "$H2_STREAMS" -D "$secs" --connect-to="$SERVER_ADDR:443"
+        cmd=(h2load -t1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$secs" --connect-to="$SERVER_ADDR:443"
              --log-file="$reqlog" "https://$HOST$SMALL_PATH")
     else
         cmd=(wrk -t1 -c "$CONNS" -d "${secs}s" --latency -H "Host: $HOST" "http://$(target_addr "$srv")$(case_path "$cse")")
     fi
-    local t0 b0; t0=$(cpu_ticks "$pid"); b0=$([ -n "$bpid" ] && cpu_ticks "$bpid")
+    local t0 b0 o0=""; t0=$(cpu_ticks "$pid"); b0=$([ -n "$bpid" ] && cpu_ticks "$bpid")
+    [ "$srv" != backend ] && o0=$(active_opens "$srv")
     timeout $((secs + 30)) ip netns exec "$(client_ns "$srv")" "${GEN_CPU[@]}" nice -n -5 \
         /usr/bin/time -o "$tfile" -f '%e %U %S' "${cmd[@]}" >"$glog" 2>&1 &
     local gen=$!; PIDS[$gen]=loadgen
@@ -530,6 +544,7 @@ run_load() {
     read -r srv_cpu bk_cpu gen_cpu <<<"$(awk -v a="$t0" -v b="$t1" -v c="${b0:-}" -v d="${b1:-}" -v hz="$(getconf CLK_TCK)" '
         NR == 1 && $1 > 0 { printf "%.0f %s %.0f", 100 * (b - a) / hz / $1, (c == "") ? "-" : sprintf("%.0f", 100 * (d - c) / hz / $1), 100 * ($2 + $3) / $1 }' "$tfile" 2>/dev/null)"
     local rss; rss=$(tree_rss "$pid")
+    local opens=""; [ -n "$o0" ] && opens=$(( $(active_opens "$srv") - o0 ))
     local alive=1; kill -0 "$pid" 2>/dev/null || alive=0
     local line
     if [ "$cse" = h2 ]; then line=$(parse_h2load "$glog" "$reqlog"); else line=$(parse_wrk "$glog"); fi
@@ -548,6 +563,9 @@ run_load() {
     log "$(printf '  %-9s %-5s %-3s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
         "$(name "$srv")" "$cse" "$kind" "$round" "$rps" "$p50" "$p99" "$mx" "$((bad + se))" \
         "$( [ $((bad + se)) -gt 0 ] && echo " (non-2xx $bad, socket $se)")" "${srv_cpu:--}" "${bk_cpu:--}" "${gen_cpu:--}" "${rss:--}")"
+    # More than 1% of the requests on a new backend connection: the pool did not hold.
+    [ "${opens:-0}" -gt "$BACKEND_POOL" ] && [ $((opens * 100)) -gt "$n" ] &&
+        log "  $(printf '%-9s' "$(name "$srv")") opened $opens backend connections for $n requests (pool $BACKEND_POOL): connection set-up and TIME-WAIT are in its figures"
     return 0
 }
 
@@ -664,6 +682,7 @@ wait_quiet
 log ""
 log "placement: proxies on CPU 0, the load generator and the backend on CPU 1 (backend-alone runs: the backend on CPU 0), all at nice -5"
 if [ "$CPU_CAP_PCT" -gt 0 ] && [ -z "$CG_BASE" ]; then log "no CPU cgroup controller found: no capped runs"; CPU_CAP_PCT=0; fi
+[ "$CONNS" -gt "$BACKEND_POOL" ] && log "note: $CONNS requests in flight, more than the proxies' $BACKEND_POOL pooled backend connections: expect backend connection churn"
 log "backend: nginx, 1 worker, at $BACKEND_ADDR:80 on the LAN bridge: $SMALL_PATH -> \"hello\\n\", $BIG_PATH -> $BIG_BYTES bytes"
 
 # The backend first: every proxy needs it (a failure there ends the run).
