@@ -14,6 +14,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::activity::InFlight;
+use super::pool::Lease;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -91,15 +92,48 @@ pub struct ProxyBody {
 
 #[derive(Debug)]
 enum Kind {
-    Upstream(Incoming, Watchdog),
+    Upstream(Upstream),
     /// Our own page; `None` once sent.
     Fixed(Option<Bytes>),
 }
 
+/// A backend's body and the connection it comes on, which reading the body drives and which
+/// goes back to the pool once the body has ended.
+#[derive(Debug)]
+struct Upstream {
+    body: Incoming,
+    watchdog: Watchdog,
+    lease: Lease,
+    ended: bool,
+}
+
+impl Upstream {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.lease.drive(cx);
+        let frame = self.watchdog.poll(Pin::new(&mut self.body), cx);
+        if let Poll::Ready(None) = frame {
+            self.ended = true;
+            self.lease.release();
+        }
+        frame
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        // hyper does not read a body that says it is empty; one cut short closes its connection.
+        if self.ended || self.body.is_end_stream() {
+            self.lease.release();
+        }
+    }
+}
+
 impl ProxyBody {
-    /// A backend's body, failed if the backend sends nothing for `limit` while we wait.
-    pub(crate) fn upstream(body: Incoming, limit: Duration) -> Self {
-        ProxyBody { kind: Kind::Upstream(body, Watchdog::new(Side::Backend, limit)), in_flight: None }
+    /// A backend's body, coming on `lease`'s connection; failed if the backend sends nothing
+    /// for `limit` while we wait.
+    pub(crate) fn upstream(body: Incoming, lease: Lease, limit: Duration) -> Self {
+        let watchdog = Watchdog::new(Side::Backend, limit);
+        ProxyBody { kind: Kind::Upstream(Upstream { body, watchdog, lease, ended: false }), in_flight: None }
     }
 
     pub(crate) fn fixed(text: &'static str) -> Self {
@@ -120,21 +154,21 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
-            Kind::Upstream(body, watchdog) => watchdog.poll(Pin::new(body), cx),
+            Kind::Upstream(upstream) => upstream.poll_frame(cx),
             Kind::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Upstream(body, _) => body.is_end_stream(),
+            Kind::Upstream(upstream) => upstream.body.is_end_stream(),
             Kind::Fixed(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Upstream(body, _) => body.size_hint(),
+            Kind::Upstream(upstream) => upstream.body.size_hint(),
             Kind::Fixed(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
@@ -145,7 +179,8 @@ impl Body for ProxyBody {
 /// polled takes the body, so a failed connect (nothing read) leaves it for the next backend.
 #[derive(Debug)]
 pub(crate) struct PendingBody {
-    slot: Arc<Mutex<Option<Incoming>>>,
+    /// `None` for a request without a body (most), which needs no sharing.
+    slot: Option<Arc<Mutex<Option<Incoming>>>>,
     hint: SizeHint,
     end: bool,
     /// Longest the client may keep a backend waiting mid-body.
@@ -154,17 +189,27 @@ pub(crate) struct PendingBody {
 
 impl PendingBody {
     pub(crate) fn new(body: Incoming, limit: Duration) -> Self {
+        let end = body.is_end_stream();
         PendingBody {
             hint: body.size_hint(),
-            end: body.is_end_stream(),
-            slot: Arc::new(Mutex::new(Some(body))),
+            end,
+            slot: (!end).then(|| Arc::new(Mutex::new(Some(body)))),
             limit,
         }
     }
 
+    /// No body at all (a request that had none).
+    #[cfg(test)]
+    pub(crate) fn empty(limit: Duration) -> Self {
+        PendingBody { slot: None, hint: SizeHint::with_exact(0), end: true, limit }
+    }
+
     /// A body for one more attempt, if no earlier attempt has read any of it.
     pub(crate) fn attempt(&self) -> Option<RequestBody> {
-        let intact = self.end || self.slot.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+        let intact = match &self.slot {
+            Some(slot) => slot.lock().unwrap_or_else(PoisonError::into_inner).is_some(),
+            None => true,
+        };
         intact.then(|| RequestBody {
             slot: self.slot.clone(),
             body: None,
@@ -178,7 +223,7 @@ impl PendingBody {
 /// The body of one attempt at a backend; see [`PendingBody`].
 #[derive(Debug)]
 pub(crate) struct RequestBody {
-    slot: Arc<Mutex<Option<Incoming>>>,
+    slot: Option<Arc<Mutex<Option<Incoming>>>>,
     body: Option<Incoming>,
     hint: SizeHint,
     end: bool,
@@ -195,10 +240,8 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if this.body.is_none() {
-            if this.end {
-                return Poll::Ready(None);
-            }
-            match this.slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let Some(slot) = &this.slot else { return Poll::Ready(None) };
+            match slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 Some(body) => this.body = Some(body),
                 None => {
                     return Poll::Ready(Some(Err("request body already taken by another attempt".into())));

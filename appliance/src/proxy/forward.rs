@@ -4,7 +4,7 @@
 //! No `Via` and no `Forwarded` (RFC 7239): the `X-Forwarded-*` trio is what apps behind Caddy
 //! and nginx read, and `Via` would only announce the proxy to both sides.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use http::header::{
     CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
@@ -65,8 +65,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
-/// Removes the hop-by-hop headers: the fixed list and every header `Connection` names.
+/// Removes the hop-by-hop headers: the fixed list and every header `Connection` names. Most
+/// heads have none: one pass over the names finds that, where removing each would hash nine.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -132,14 +136,17 @@ pub(crate) fn response_head(headers: &mut HeaderMap, upgraded: bool) {
     }
 }
 
-/// The URI the client's request has at `backend` (the client sends origin-form to it).
-/// `None` for targets with no origin form (`OPTIONS *` is the one a client may send).
-pub(crate) fn backend_uri(backend: SocketAddr, uri: &Uri) -> Option<Uri> {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    if !path.starts_with('/') {
-        return None;
+/// The client's request target in origin form (`/path?query`), as a backend gets it: HTTP/2
+/// and absolute-form requests name the scheme and authority too. `None` for targets with no
+/// origin form (`OPTIONS *` is the one a client may send).
+pub(crate) fn origin_form(uri: &Uri) -> Option<Uri> {
+    match uri.path_and_query() {
+        Some(path) if !path.as_str().starts_with('/') => None,
+        Some(_) if uri.scheme().is_none() && uri.authority().is_none() => Some(uri.clone()),
+        Some(path) => Some(Uri::from(path.clone())),
+        // `http://host` with no path at all.
+        None => uri.authority().map(|_| Uri::from_static("/")),
     }
-    Uri::builder().scheme("http").authority(backend.to_string()).path_and_query(path).build().ok()
 }
 
 #[cfg(test)]
@@ -219,11 +226,11 @@ mod tests {
     }
 
     #[test]
-    fn backend_uri_is_origin_form_on_the_backend() {
-        let backend: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let uri: Uri = "http://wiki.prox.local/a/b?c=d".parse().unwrap();
-        assert_eq!(backend_uri(backend, &uri).unwrap(), "http://127.0.0.1:8080/a/b?c=d");
-        assert_eq!(backend_uri(backend, &"/".parse().unwrap()).unwrap(), "http://127.0.0.1:8080/");
-        assert!(backend_uri(backend, &"*".parse().unwrap()).is_none());
+    fn backends_get_origin_form() {
+        let origin = |u: &str| origin_form(&u.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(origin("http://wiki.prox.local/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+        assert_eq!(origin("https://wiki.prox.local").as_deref(), Some("/"));
+        assert_eq!(origin("/x?y").as_deref(), Some("/x?y"));
+        assert_eq!(origin("*"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! One request, start to response head: find its route by host, pass it to a backend, turn a
 //! failure into one of our pages, count it.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,12 +40,17 @@ pub(crate) struct Client {
 }
 
 impl Proxy {
-    /// Answers one request. Never fails: what goes wrong becomes a page.
-    pub(crate) async fn handle(&self, client: &Client, request: Request<Incoming>) -> Response<ProxyBody> {
+    /// Answers one request. Never fails: what goes wrong becomes a page. Owns its handles so
+    /// that its future is the connection's service future as it is, not moved into another.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        client: Arc<Client>,
+        request: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let in_flight = client.activity.begin(request.version() == Version::HTTP_2);
-        let mut response = self.route(client, request).await;
+        let mut response = self.route(&client, request).await;
         response.body_mut().hold(in_flight);
-        response
+        Ok(response)
     }
 
     async fn route(&self, client: &Client, request: Request<Incoming>) -> Response<ProxyBody> {

@@ -82,6 +82,8 @@ pub struct Metrics {
     body_timeouts: AtomicU64,
     /// Upgraded connections (WebSocket and the like) bridged to a backend.
     upgrades: AtomicU64,
+    /// Connections opened to backends (the keep-alive pool reuses them).
+    backend_connections: AtomicU64,
     /// The health state of the proxy serving with these metrics, for the down-backend gauge.
     health: OnceLock<Arc<Health>>,
 }
@@ -149,6 +151,15 @@ impl Metrics {
 
     pub(crate) fn upgraded(&self) {
         bump(&self.upgrades);
+    }
+
+    pub(crate) fn backend_connected(&self) {
+        bump(&self.backend_connections);
+    }
+
+    /// Connections opened to backends since start.
+    pub fn backend_connections(&self) -> u64 {
+        self.backend_connections.load(Ordering::Relaxed)
     }
 
     /// Responses with `status` to requests for `app`.
@@ -278,6 +289,12 @@ impl Metrics {
                 &self.body_timeouts,
             ),
             ("upgrades_total", "counter", "Upgraded connections bridged to a backend.", &self.upgrades),
+            (
+                "backend_connections_total",
+                "counter",
+                "Connections opened to backends (kept alive and reused between requests).",
+                &self.backend_connections,
+            ),
         ] {
             header(out, name, kind, help);
             let _ = writeln!(out, "proximity_proxy_{name} {}", get(counter));

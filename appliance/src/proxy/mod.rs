@@ -5,7 +5,8 @@
 //! - [`server`]: accept loops, the connection cap, TLS handshakes, each connection's service.
 //! - [`activity`]: a connection's traffic and requests, for its head and idle timeouts.
 //! - [`handler`]: one request: route by host, forward, our page on failure, metrics.
-//! - [`upstream`]: the backend pool, backend choice and failover, response timeout.
+//! - [`upstream`]: backend choice and failover, the exchange with one, response timeout.
+//! - [`pool`]: keep-alive connections to backends, driven by the requests they carry.
 //! - [`forward`]: header rewriting both ways (hop-by-hop, `X-Forwarded-*`, Host, upgrade).
 //! - [`upgrade`]: bridging upgraded connections (WebSocket).
 //! - [`health`]: active health checks and the up/down state the request path reads.
@@ -40,6 +41,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+mod pool;
 pub mod routes;
 mod server;
 mod upgrade;
@@ -58,8 +60,8 @@ pub use forward::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 pub use health::Health;
 pub use limits::Limits;
 pub use metrics::{BackendError, Metrics};
+pub use pool::{POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_BACKEND};
 pub use routes::{HealthCheck, Route, RouteTable, Routes};
-pub use upstream::{POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_BACKEND};
 
 use crate::accept::{drain_connections, join_loops};
 use crate::shutdown::Stop;
@@ -92,11 +94,12 @@ pub async fn serve(
         routes: routes.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
-        upstream: Upstream::new(&limits),
+        upstream: Upstream::new(&limits, metrics.clone()),
         tunnels: Tunnels::new(metrics.clone()),
     });
     let server = Arc::new(Server::new(proxy.clone(), limits, cancel.clone()));
     let checker = tokio::spawn(health::run(routes, health, cancel.clone()));
+    let sweeper = tokio::spawn(proxy.upstream.pool.clone().sweep_until(cancel.clone()));
 
     let mut loops: JoinSet<io::Result<()>> = JoinSet::new();
     for listener in http {
@@ -115,6 +118,9 @@ pub async fn serve(
     proxy.tunnels.drain(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
     if let Err(e) = checker.await {
         debug!(error = %e, "health checker ended abnormally");
+    }
+    if let Err(e) = sweeper.await {
+        debug!(error = %e, "backend pool sweeper ended abnormally");
     }
     info!(open = metrics.open_connections(), "proxy stopped");
     result

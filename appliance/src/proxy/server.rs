@@ -2,7 +2,6 @@
 //! handshakes, and each connection's HTTP/1.1 or HTTP/2 service with its timeouts and its
 //! graceful close when the server stops.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,10 +123,7 @@ impl Server {
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let client = Arc::new(Client { peer, https, activity: activity.clone() });
         let proxy = self.proxy.clone();
-        let service = service_fn(move |request| {
-            let (proxy, client) = (proxy.clone(), client.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&client, request).await) }
-        });
+        let service = service_fn(move |request| proxy.clone().handle(client.clone(), request));
         let conn = self.builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let mut closing = false;

@@ -1,10 +1,10 @@
-//! Talking to backends: the keep-alive pool (hyper-util's legacy client over HTTP/1.1), which
-//! backend gets a request (round robin over the healthy ones, the next one when a connect
-//! fails), the response timeout, and what a failure was.
+//! Talking to backends: which backend gets a request (round robin over the healthy ones, the
+//! next one when a connect fails), the exchange on a pooled connection ([`pool`](super::pool)),
+//! the response timeout, and what a failure was.
 
 use std::error::Error as _;
-use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,9 +12,7 @@ use http::header::HeaderValue;
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::Limits;
@@ -22,19 +20,14 @@ use super::body::{PendingBody, ProxyBody, RequestBody, Side, Stalled};
 use super::forward::{self, Origin};
 use super::health::Health;
 use super::metrics::{BackendError, Metrics};
+use super::pool::{ConnectError, Lease, Pool, Sent};
 use super::routes::Route;
 use super::upgrade::Tunnels;
-
-/// An idle pooled connection to a backend is closed after this long. Below the 5 s keep-alive
-/// of Node.js and Apache, so we do not send on a connection the backend is just closing.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Idle connections kept per backend.
-pub const POOL_MAX_IDLE_PER_BACKEND: usize = 64;
 
 /// The backend side of the proxy: one pool for all backends.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    client: Client<HttpConnector, RequestBody>,
+    pub pool: Arc<Pool>,
     response_timeout: Duration,
     /// Longest a client may keep a backend waiting mid-body (`Limits::idle_timeout`).
     client_body_timeout: Duration,
@@ -59,21 +52,18 @@ pub(crate) struct Outgoing {
     pub origin: Origin,
 }
 
+/// Why one backend gave no response.
+enum Attempt {
+    /// No connection could be made: the next backend may take the request.
+    Connect(BackendError),
+    Failed(BackendError),
+    ClientStalled,
+}
+
 impl Upstream {
-    pub(crate) fn new(limits: &Limits) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_BACKEND)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // Our Host header, which the client keeps, is the client's.
-            .set_host(false)
-            .build(connector);
+    pub(crate) fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Upstream {
-            client,
+            pool: Arc::new(Pool::new(limits.connect_timeout, metrics)),
             response_timeout: limits.response_timeout,
             client_body_timeout: limits.idle_timeout,
             next: AtomicUsize::new(0),
@@ -100,75 +90,111 @@ impl Upstream {
         // Taken before the head is rewritten; only an upgrade request needs it.
         let client_upgrade = upgrade.as_ref().and_then(|_| parts.extensions.remove::<OnUpgrade>());
         forward::request_head(&mut parts, &host, origin, upgrade.as_ref());
+        let Some(uri) = forward::origin_form(&parts.uri) else {
+            return Err(failed(BackendError::Failed));
+        };
         let pending = PendingBody::new(body, self.client_body_timeout);
 
-        let candidates = self.candidates(route, health);
-        if candidates.is_empty() {
+        let mut candidates = self.candidates(route, health).peekable();
+        let mut failure = Failure::Backend(BackendError::Unhealthy);
+        if candidates.peek().is_none() {
             return Err(failed(BackendError::Unhealthy));
         }
-        let mut failure = Failure::Backend(BackendError::Unhealthy);
-        for (i, &backend) in candidates.iter().enumerate() {
+        while let Some(backend) = candidates.next() {
             // A body partly sent to a backend cannot be sent again to another.
             let Some(body) = pending.attempt() else { break };
-            let Some(uri) = forward::backend_uri(backend, &parts.uri) else {
-                return Err(Failure::Backend(BackendError::Failed));
-            };
-            let headers = if i + 1 == candidates.len() {
-                std::mem::take(&mut parts.headers)
-            } else {
-                parts.headers.clone()
+            let headers = match candidates.peek() {
+                None => std::mem::take(&mut parts.headers),
+                Some(_) => parts.headers.clone(),
             };
             let mut outgoing = Request::new(body);
             *outgoing.method_mut() = parts.method.clone();
-            *outgoing.uri_mut() = uri;
+            *outgoing.uri_mut() = uri.clone();
             *outgoing.version_mut() = Version::HTTP_11;
             *outgoing.headers_mut() = headers;
-            let response = match tokio::time::timeout(self.response_timeout, self.client.request(outgoing))
-                .await
-            {
-                Ok(Ok(response)) => response,
-                Ok(Err(e)) if client_stalled(&e) => {
+            let (response, lease) = match self.exchange(backend, outgoing, upgrade.is_some()).await {
+                Ok(exchanged) => exchanged,
+                Err(Attempt::ClientStalled) => {
                     debug!(app = %route.app, %backend, "client stalled sending its body");
                     return Err(Failure::ClientStalled);
                 }
-                Ok(Err(e)) => {
-                    let kind = classify(&e);
-                    debug!(app = %route.app, %backend, kind = kind.as_str(), error = %chain(&e), "backend failed");
+                Err(Attempt::Connect(kind)) => {
+                    debug!(app = %route.app, %backend, kind = kind.as_str(), "backend connect failed");
                     failure = failed(kind);
-                    if e.is_connect() {
-                        continue;
-                    }
-                    return Err(failure);
+                    continue;
                 }
-                Err(_) => {
-                    debug!(app = %route.app, %backend, "backend response timed out");
-                    return Err(failed(BackendError::ResponseTimeout));
+                Err(Attempt::Failed(kind)) => {
+                    debug!(app = %route.app, %backend, kind = kind.as_str(), "backend failed");
+                    return Err(failed(kind));
                 }
             };
-            return respond(response, client_upgrade, tunnels, &route.app, backend, self.response_timeout)
-                .map_err(failed);
+            return respond(
+                response,
+                lease,
+                client_upgrade,
+                tunnels,
+                &route.app,
+                backend,
+                self.response_timeout,
+            )
+            .map_err(failed);
         }
         Err(failure)
     }
 
+    /// One request to one backend, on a pooled connection or a new one: its response head
+    /// within the response timeout, and the connection its body comes on.
+    async fn exchange(
+        &self,
+        backend: SocketAddr,
+        mut request: Request<RequestBody>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Lease), Attempt> {
+        let deadline = Instant::now() + self.response_timeout;
+        loop {
+            let conn = match self.pool.checkout(backend) {
+                Some(conn) => conn,
+                None => self.pool.connect(backend).await.map_err(|e| {
+                    Attempt::Connect(match e {
+                        ConnectError::TimedOut => BackendError::ConnectTimeout,
+                        ConnectError::Failed(e) => {
+                            debug!(%backend, error = %e, "backend connect");
+                            BackendError::Refused
+                        }
+                    })
+                })?,
+            };
+            let sent = conn.send(request, upgrade);
+            match tokio::time::timeout_at(deadline, sent).await {
+                Err(_) => return Err(Attempt::Failed(BackendError::ResponseTimeout)),
+                Ok(Sent::Response(response, conn)) => {
+                    return Ok((response, Lease::new(conn, self.pool.clone())));
+                }
+                // Closed by the backend while idle, before any of the request went out.
+                Ok(Sent::Unsent(unsent)) => request = unsent,
+                Ok(Sent::Failed(e)) if client_stalled(&e) => return Err(Attempt::ClientStalled),
+                Ok(Sent::Failed(e)) => {
+                    debug!(%backend, error = %chain(&e), "backend exchange failed");
+                    return Err(Attempt::Failed(BackendError::Failed));
+                }
+            }
+        }
+    }
+
     /// The backends to try, in order: round robin from the next position, healthy ones only.
-    fn candidates(&self, route: &Route, health: &Health) -> Vec<SocketAddr> {
+    fn candidates<'r>(&self, route: &'r Route, health: &'r Health) -> impl Iterator<Item = SocketAddr> + 'r {
         let n = route.backends.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let start = if n > 1 { self.next.fetch_add(1, Ordering::Relaxed) % n } else { 0 };
+        let checked = route.health_check.is_some();
         let order = route.backends.iter().cycle().skip(start).take(n).copied();
-        match &route.health_check {
-            Some(_) => order.filter(|b| health.is_up(&route.app, *b)).collect(),
-            None => order.collect(),
-        }
+        order.filter(move |b| !checked || health.is_up(&route.app, *b))
     }
 }
 
 /// The backend's response as the client gets it; a 101 to an upgrade request starts the tunnel.
 fn respond(
     mut response: Response<Incoming>,
+    lease: Lease,
     client_upgrade: Option<OnUpgrade>,
     tunnels: &Tunnels,
     app: &str,
@@ -188,28 +214,11 @@ fn respond(
     forward::response_head(&mut parts.headers, upgraded);
     // hyper writes the version the client speaks.
     parts.version = Version::default();
-    Ok(Response::from_parts(parts, ProxyBody::upstream(body, body_timeout)))
-}
-
-/// What kind of failure a client error was, from the I/O error at its root.
-fn classify(e: &hyper_util::client::legacy::Error) -> BackendError {
-    let mut source = e.source();
-    let mut io_kind = None;
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            io_kind = Some(io.kind());
-        }
-        source = err.source();
-    }
-    match (e.is_connect(), io_kind) {
-        (true, Some(io::ErrorKind::TimedOut)) => BackendError::ConnectTimeout,
-        (true, _) => BackendError::Refused,
-        (false, _) => BackendError::Failed,
-    }
+    Ok(Response::from_parts(parts, ProxyBody::upstream(body, lease, body_timeout)))
 }
 
 /// Whether the request failed because the client's body stalled (see [`Stalled`]).
-fn client_stalled(e: &hyper_util::client::legacy::Error) -> bool {
+fn client_stalled(e: &hyper::Error) -> bool {
     let mut source = e.source();
     while let Some(err) = source {
         if err.downcast_ref::<Stalled>().is_some_and(|s| s.side == Side::Client) {
