@@ -113,6 +113,8 @@ impl Upstream {
         let frame = self.watchdog.poll(Pin::new(&mut self.body), cx);
         if let Poll::Ready(None) = frame {
             self.ended = true;
+            // Once more, so the connection takes in the end of the message and is idle.
+            self.lease.drive(cx);
             self.lease.release();
         }
         frame

@@ -32,11 +32,21 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     UPGRADE,
 ];
 
-/// Where a request came from, as the backend is told.
-#[derive(Debug, Clone, Copy)]
+/// Where a request came from, as the backend is told. Made once per client connection.
+#[derive(Debug, Clone)]
 pub(crate) struct Origin {
-    pub client: IpAddr,
-    pub https: bool,
+    /// The client's address, as `X-Forwarded-For` names it.
+    client: HeaderValue,
+    https: bool,
+}
+
+impl Origin {
+    pub(crate) fn new(client: IpAddr, https: bool) -> Self {
+        // An address's text is always a valid header value.
+        let text = client.to_canonical().to_string();
+        let client = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Origin { client, https }
+    }
 }
 
 /// The host a request names, as sent: the URI's authority (HTTP/2 `:authority`, HTTP/1.1
@@ -94,22 +104,25 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 pub(crate) fn request_head(
     parts: &mut request::Parts,
     host: &HeaderValue,
-    origin: Origin,
+    origin: &Origin,
     upgrade: Option<&HeaderValue>,
 ) {
     let headers = &mut parts.headers;
     remove_hop_by_hop(headers);
     headers.insert(HOST, host.clone());
-    let client = origin.client.to_canonical();
-    let prior: Option<Vec<&str>> = headers.get_all(X_FORWARDED_FOR).iter().map(|v| v.to_str().ok()).collect();
-    let chain = match prior {
-        // A list we cannot read is a list we cannot extend: start over from what we know.
-        Some(prior) if !prior.is_empty() => {
-            HeaderValue::from_str(&format!("{}, {client}", prior.join(", "))).ok()
+    let chain = match headers.contains_key(X_FORWARDED_FOR) {
+        false => None,
+        true => {
+            let prior: Option<Vec<&str>> =
+                headers.get_all(X_FORWARDED_FOR).iter().map(|v| v.to_str().ok()).collect();
+            // A list we cannot read is a list we cannot extend: start over from what we know.
+            prior.and_then(|prior| {
+                let client = origin.client.to_str().unwrap_or("unknown");
+                HeaderValue::from_str(&format!("{}, {client}", prior.join(", "))).ok()
+            })
         }
-        _ => None,
     };
-    let chain = chain.unwrap_or_else(|| ip_header(client));
+    let chain = chain.unwrap_or_else(|| origin.client.clone());
     headers.insert(X_FORWARDED_FOR, chain);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if origin.https { "https" } else { "http" }));
     headers.insert(X_FORWARDED_HOST, host.clone());
@@ -118,11 +131,6 @@ pub(crate) fn request_head(
         headers.insert(UPGRADE, protocol.clone());
     }
     parts.version = Version::HTTP_11;
-}
-
-fn ip_header(ip: IpAddr) -> HeaderValue {
-    // An address's text is always a valid header value.
-    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Rewrites a backend's response head for the client: hop-by-hop headers removed, except the
@@ -160,7 +168,9 @@ mod tests {
         req.into_parts().0
     }
 
-    const ORIGIN: Origin = Origin { client: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)), https: true };
+    fn origin() -> Origin {
+        Origin::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)), true)
+    }
 
     #[test]
     fn host_from_authority_before_header() {
@@ -189,7 +199,7 @@ mod tests {
                 .unwrap(),
         );
         let host = HeaderValue::from_static("wiki.prox.local");
-        request_head(&mut p, &host, ORIGIN, None);
+        request_head(&mut p, &host, &origin(), None);
         let h = &p.headers;
         for gone in ["connection", "x-secret", "keep-alive", "te", "proxy-authorization", "upgrade"] {
             assert!(!h.contains_key(gone), "{gone}");
@@ -213,7 +223,7 @@ mod tests {
         );
         let protocol = upgrade_protocol(&p);
         assert_eq!(protocol.as_ref().map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        request_head(&mut p, &HeaderValue::from_static("a"), ORIGIN, protocol.as_ref());
+        request_head(&mut p, &HeaderValue::from_static("a"), &origin(), protocol.as_ref());
         assert_eq!(p.headers[CONNECTION], "upgrade");
         assert_eq!(p.headers[UPGRADE], "websocket");
         let mut h = HeaderMap::new();

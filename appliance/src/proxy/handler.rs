@@ -35,7 +35,8 @@ pub(crate) struct Proxy {
 #[derive(Debug)]
 pub(crate) struct Client {
     pub peer: SocketAddr,
-    pub https: bool,
+    /// What backends are told of it.
+    pub origin: Origin,
     pub activity: Arc<Activity>,
 }
 
@@ -70,8 +71,7 @@ impl Proxy {
         let response = if parts.method == Method::CONNECT {
             Page::NotAllowed.response()
         } else {
-            let origin = Origin { client: client.peer.ip(), https: client.https };
-            let outgoing = Outgoing { parts, body, host, origin };
+            let outgoing = Outgoing { parts, body, host, origin: client.origin.clone() };
             match self.upstream.forward(&route, &self.health, &self.tunnels, &self.metrics, outgoing).await {
                 Ok(response) => response,
                 Err(Failure::Backend(kind)) => page(kind).response(),

@@ -20,6 +20,7 @@ use tracing::debug;
 
 use super::Limits;
 use super::activity::{Activity, Tracked, Verdict};
+use super::forward::Origin;
 use super::handler::{Client, Proxy};
 use crate::accept::accept_loop;
 
@@ -121,7 +122,8 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-        let client = Arc::new(Client { peer, https, activity: activity.clone() });
+        let origin = Origin::new(peer.ip(), https);
+        let client = Arc::new(Client { peer, origin, activity: activity.clone() });
         let proxy = self.proxy.clone();
         let service = service_fn(move |request| proxy.clone().handle(client.clone(), request));
         let conn = self.builder.serve_connection_with_upgrades(io, service);

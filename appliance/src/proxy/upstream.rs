@@ -89,7 +89,7 @@ impl Upstream {
         let upgrade = forward::upgrade_protocol(&parts);
         // Taken before the head is rewritten; only an upgrade request needs it.
         let client_upgrade = upgrade.as_ref().and_then(|_| parts.extensions.remove::<OnUpgrade>());
-        forward::request_head(&mut parts, &host, origin, upgrade.as_ref());
+        forward::request_head(&mut parts, &host, &origin, upgrade.as_ref());
         let Some(uri) = forward::origin_form(&parts.uri) else {
             return Err(failed(BackendError::Failed));
         };

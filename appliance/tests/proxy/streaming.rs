@@ -230,6 +230,7 @@ async fn backend_connections_are_kept_alive_and_reused() {
         assert_eq!(reply.status, StatusCode::OK);
     }
     assert!(backend.accepted() <= 2, "backend accepted {} connections for 50 requests", backend.accepted());
+    assert_eq!(proxy.metrics.backend_connections(), backend.accepted() as u64);
 }
 
 /// One chunk, then nothing ever again.
