@@ -68,7 +68,7 @@ Options:
                     over TLS); default all three
   --secs N          length of each wrk/h2load run (default 10, --quick 3)
   --rounds N        runs per server and case, interleaved; the median is reported (default 3, --quick 1)
-  --cpu-cap PCT     the small case also runs with each proxy held to PCT% of its core (cgroup CPU
+  --cpu-cap PCT     the HTTP/1.1 cases also run with each proxy held to PCT% of its core (cgroup CPU
                     quota), so the proxy, not CPU 1 (wrk + backend), is the bottleneck (default 50; 0 = none)
   --registrations N registration-to-first-success measurements for ours (default 10, --quick 5)
   --wait-quiet S    first wait up to S seconds for other processes to use under 15% CPU
@@ -299,6 +299,11 @@ $(nginx_http_common "$1")
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # What ours and Caddy send too: the client's Host and the X-Forwarded-* trio.
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
         }
     }
     # The registration runs add apps here, then reload.
@@ -756,7 +761,7 @@ alive() { [ -n "${SRVPID[$1]:-}" ] && kill -0 "${SRVPID[$1]}" 2>/dev/null; }
 # in_case SRV CASE: whether SRV is measured in CASE (the backend has no TLS; a failed check skips).
 in_case() { [ "$1:$2" != backend:h2 ] && [ -n "${CASE_OK[$1:$2]:-}" ]; }
 # kinds CASE: the kinds of runs of CASE: run (whole core), and cap (the small case, with a cgroup).
-kinds() { echo run; [ "$1" = small ] && [ "$CPU_CAP_PCT" -gt 0 ] && [ -n "$CG_BASE" ] && echo cap; }
+kinds() { echo run; [ "$1" != h2 ] && [ "$CPU_CAP_PCT" -gt 0 ] && [ -n "$CG_BASE" ] && echo cap; }
 # run_one SRV CASE KIND ROUND SECS: the backend-alone runs move the backend to the server's core.
 run_one() {
     [ "$1" = backend ] && backend_pin 0
@@ -870,7 +875,7 @@ for cse in "${ORDER_CASES[@]}"; do
     if [ "$kind" = run ] && [ -n "${V[ours:$cse]:-}" ]; then
         IFS=$'\t' read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ obk ogen _ <<<"${V[ours:$cse]}"
         awk -v a="$obk" -v b="$ogen" 'BEGIN { exit !(a + b >= 90) }' 2>/dev/null &&
-            log "  note: CPU 1 (backend $obk% + load generator $ogen%) was near full in ours' run: ours may be faster than shown$( [ "$cse" = small ] && [ "$CPU_CAP_PCT" -gt 0 ] && echo "; the capped runs compare the proxies")"
+            log "  note: CPU 1 (backend $obk% + load generator $ogen%) was near full in ours' run: ours may be faster than shown$( [ "$cse" != h2 ] && [ "$CPU_CAP_PCT" -gt 0 ] && echo "; the capped runs compare the proxies")"
     fi
     unset V; declare -A V=()
     done
