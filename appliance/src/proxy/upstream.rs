@@ -152,7 +152,9 @@ impl Upstream {
     ) -> Result<(Response<Incoming>, Lease), Attempt> {
         let deadline = Instant::now() + self.response_timeout;
         loop {
-            let conn = match self.pool.checkout(backend) {
+            let pooled = self.pool.checkout(backend);
+            let reused = pooled.is_some();
+            let conn = match pooled {
                 Some(conn) => conn,
                 None => self.pool.connect(backend).await.map_err(|e| {
                     Attempt::Connect(match e {
@@ -170,8 +172,10 @@ impl Upstream {
                 Ok(Sent::Response(response, conn)) => {
                     return Ok((response, Lease::new(conn, self.pool.clone())));
                 }
-                // Closed by the backend while idle, before any of the request went out.
-                Ok(Sent::Unsent(unsent)) => request = unsent,
+                // Closed by the backend while idle, before any of the request went out: once
+                // more on another. A new connection closed unused is a backend that refuses.
+                Ok(Sent::Unsent(unsent)) if reused => request = unsent,
+                Ok(Sent::Unsent(_)) => return Err(Attempt::Connect(BackendError::Refused)),
                 Ok(Sent::Failed(e)) if client_stalled(&e) => return Err(Attempt::ClientStalled),
                 Ok(Sent::Failed(e)) => {
                     debug!(%backend, error = %chain(&e), "backend exchange failed");

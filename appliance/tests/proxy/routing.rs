@@ -68,6 +68,25 @@ async fn closed_backend_port_is_a_502() {
 }
 
 #[tokio::test]
+async fn backend_that_closes_every_connection_at_once_is_a_502() {
+    // Accepts, then closes before reading anything: each new connection ends unused.
+    let closing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing_addr = closing.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = closing.accept().await {
+            drop(stream);
+        }
+    });
+    let proxy = Proxy::start(table([("a.prox.local", route("a", &[closing_addr]))])).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), get(proxy.http, "a.prox.local", "/"))
+        .await
+        .expect("the proxy answers, rather than reconnecting forever");
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(proxy.metrics.requests("a", 502), 1);
+    assert!(proxy.metrics.backend_connections() <= 2, "{} connections", proxy.metrics.backend_connections());
+}
+
+#[tokio::test]
 async fn backend_that_never_answers_is_a_504() {
     // Accepts connections and reads nothing, answers nothing.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
