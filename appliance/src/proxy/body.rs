@@ -184,26 +184,21 @@ pub(crate) struct PendingBody {
     /// `None` for a request without a body (most), which needs no sharing.
     slot: Option<Arc<Mutex<Option<Incoming>>>>,
     hint: SizeHint,
-    end: bool,
     /// Longest the client may keep a backend waiting mid-body.
     limit: Duration,
 }
 
 impl PendingBody {
     pub(crate) fn new(body: Incoming, limit: Duration) -> Self {
-        let end = body.is_end_stream();
-        PendingBody {
-            hint: body.size_hint(),
-            end,
-            slot: (!end).then(|| Arc::new(Mutex::new(Some(body)))),
-            limit,
-        }
+        let hint = body.size_hint();
+        let slot = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
+        PendingBody { slot, hint, limit }
     }
 
     /// No body at all (a request that had none).
     #[cfg(test)]
     pub(crate) fn empty(limit: Duration) -> Self {
-        PendingBody { slot: None, hint: SizeHint::with_exact(0), end: true, limit }
+        PendingBody { slot: None, hint: SizeHint::with_exact(0), limit }
     }
 
     /// A body for one more attempt, if no earlier attempt has read any of it.
@@ -216,7 +211,6 @@ impl PendingBody {
             slot: self.slot.clone(),
             body: None,
             hint: self.hint,
-            end: self.end,
             watchdog: Watchdog::new(Side::Client, self.limit),
         })
     }
@@ -228,7 +222,6 @@ pub(crate) struct RequestBody {
     slot: Option<Arc<Mutex<Option<Incoming>>>>,
     body: Option<Incoming>,
     hint: SizeHint,
-    end: bool,
     watchdog: Watchdog,
 }
 
@@ -259,7 +252,8 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.body {
             Some(body) => body.is_end_stream(),
-            None => self.end,
+            // No slot: the request had no body.
+            None => self.slot.is_none(),
         }
     }
 
