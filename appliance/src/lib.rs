@@ -19,6 +19,7 @@ pub mod api;
 pub mod apps;
 pub mod dhcp;
 pub mod dns;
+mod errors;
 pub mod names;
 pub mod proxy;
 pub mod run;

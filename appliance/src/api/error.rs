@@ -46,14 +46,7 @@ pub(crate) enum ApiError {
 
 impl ApiError {
     pub(crate) fn internal(what: &'static str, cause: &dyn std::error::Error) -> Self {
-        let mut text = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        ApiError::Internal { what, cause: text }
+        ApiError::Internal { what, cause: crate::errors::chain(cause) }
     }
 
     pub(crate) fn invalid(errors: &ConfigErrors) -> Self {

@@ -23,6 +23,7 @@ use super::metrics::{BackendError, Metrics};
 use super::pool::{ConnectError, Lease, Pool, Sent};
 use super::routes::Route;
 use super::upgrade::Tunnels;
+use crate::errors::chain;
 
 /// The backend side of the proxy: one pool for all backends.
 #[derive(Debug)]
@@ -231,16 +232,4 @@ fn client_stalled(e: &hyper::Error) -> bool {
         source = err.source();
     }
     false
-}
-
-/// The error and its causes on one line, for logs only (never for clients).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(err) = source {
-        text.push_str(": ");
-        text.push_str(&err.to_string());
-        source = err.source();
-    }
-    text
 }
