@@ -226,6 +226,25 @@ impl<'h> Curl<'h> {
         self.attempt()?.map_err(|failure| anyhow!("{} from {}: {failure}", self.url, self.host.label()))
     }
 
+    /// Repeats the request until it is answered with `status`, for up to `deadline`; the error
+    /// names the last answer (or failure) seen.
+    pub fn await_status(&self, status: u16, deadline: Duration) -> Result<Reply> {
+        let mut last = String::from("(no answer yet)");
+        let what = format!("{} to answer {status} on {}", self.url, self.host.label());
+        let found = crate::wait::until(deadline, &what, || match self.attempt()? {
+            Ok(reply) if reply.status == status => Ok(Some(reply)),
+            Ok(reply) => {
+                last = reply.to_string();
+                Ok(None)
+            }
+            Err(failure) => {
+                last = failure.to_string();
+                Ok(None)
+            }
+        });
+        found.with_context(|| format!("last answer: {last}"))
+    }
+
     /// Runs the request: `Ok(Err(failure))` when curl got no response (exit code non-zero); an
     /// error only when curl could not be run at all.
     pub fn attempt(&self) -> Result<std::result::Result<Reply, Failure>> {

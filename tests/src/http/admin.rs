@@ -128,22 +128,8 @@ impl<'h> Admin<'h> {
 }
 
 fn wait_healthy(host: &Host, base: &str) -> Result<()> {
-    let url = format!("{base}/v1/health");
-    let mut last = String::new();
-    let healthy = wait::until(READY_TIMEOUT, &format!("{url} to answer 200 on {}", host.label()), || {
-        match curl(host, &url).insecure().timeout(Duration::from_secs(2)).attempt()? {
-            Ok(reply) if reply.status == 200 => Ok(Some(())),
-            Ok(reply) => {
-                last = reply.to_string();
-                Ok(None)
-            }
-            Err(failure) => {
-                last = failure.to_string();
-                Ok(None)
-            }
-        }
-    });
-    healthy.with_context(|| format!("last answer: {last}"))
+    let health = curl(host, &format!("{base}/v1/health")).insecure().timeout(Duration::from_secs(2));
+    health.await_status(200, READY_TIMEOUT).map(drop)
 }
 
 /// The `error.code` and `error.message` of an API error answer.

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use proximity_config::RawConfig;
 use proximity_tests::dns::query;
 use proximity_tests::http::{Admin, Curl, Reply, curl};
@@ -75,22 +75,7 @@ pub(crate) fn get<'h>(
 /// Repeats `request` until it is answered with `status`; returns that reply and how long it took.
 pub(crate) fn await_status(request: &Curl, status: u16, deadline: Duration) -> Result<(Reply, Duration)> {
     let started = Instant::now();
-    let mut last = String::from("(no answer yet)");
-    let found =
-        proximity_tests::wait::until(deadline, &format!("{} to answer {status}", request.url()), || {
-            match request.attempt()? {
-                Ok(reply) if reply.status == status => Ok(Some(reply)),
-                Ok(reply) => {
-                    last = reply.to_string();
-                    Ok(None)
-                }
-                Err(failure) => {
-                    last = failure.to_string();
-                    Ok(None)
-                }
-            }
-        });
-    let reply = found.with_context(|| format!("last answer: {last}"))?;
+    let reply = request.await_status(status, deadline)?;
     Ok((reply, started.elapsed()))
 }
 
