@@ -33,6 +33,18 @@ fn tls_pair() -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
     (Arc::new(config), cert)
 }
 
+/// A proxy with TLS routing `a.prox.local` to `backend`, and the certificate to trust.
+async fn https_proxy(backend: &Backend) -> (Proxy, CertificateDer<'static>) {
+    let (tls, cert) = tls_pair();
+    let proxy = Proxy::start_with(
+        table([("a.prox.local", route("a", &[backend.addr]))]),
+        Limits::default(),
+        Some(tls),
+    )
+    .await;
+    (proxy, cert)
+}
+
 async fn connect_tls(
     addr: std::net::SocketAddr,
     trust: &CertificateDer<'static>,
@@ -54,13 +66,7 @@ async fn connect_tls(
 #[tokio::test]
 async fn http2_over_tls_with_alpn() {
     let backend = Backend::echoing().await;
-    let (tls, cert) = tls_pair();
-    let proxy = Proxy::start_with(
-        table([("a.prox.local", route("a", &[backend.addr]))]),
-        Limits::default(),
-        Some(tls),
-    )
-    .await;
+    let (proxy, cert) = https_proxy(&backend).await;
     let stream = connect_tls(proxy.https.unwrap(), &cert, b"h2").await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (sender, conn) =
@@ -96,13 +102,7 @@ async fn http2_over_tls_with_alpn() {
 #[tokio::test]
 async fn http1_over_tls() {
     let backend = Backend::echoing().await;
-    let (tls, cert) = tls_pair();
-    let proxy = Proxy::start_with(
-        table([("a.prox.local", route("a", &[backend.addr]))]),
-        Limits::default(),
-        Some(tls),
-    )
-    .await;
+    let (proxy, cert) = https_proxy(&backend).await;
     let stream = connect_tls(proxy.https.unwrap(), &cert, b"http/1.1").await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
@@ -130,13 +130,7 @@ async fn h2c_by_prior_knowledge_on_plain_http() {
 #[tokio::test]
 async fn a_failed_handshake_does_not_stop_the_server() {
     let backend = Backend::saying("fine").await;
-    let (tls, cert) = tls_pair();
-    let proxy = Proxy::start_with(
-        table([("a.prox.local", route("a", &[backend.addr]))]),
-        Limits::default(),
-        Some(tls),
-    )
-    .await;
+    let (proxy, cert) = https_proxy(&backend).await;
     // Plain HTTP on the TLS port.
     let garbage = send_garbage(proxy.https.unwrap()).await;
     assert!(garbage.is_empty() || !garbage.starts_with(b"HTTP"));
