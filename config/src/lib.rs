@@ -5,6 +5,7 @@
 //!   network model in DESIGN.md). The provisioner builds and serialises these.
 //! - [`validate`]: turns a [`raw::RawConfig`] into a [`Config`] that cannot be invalid, reporting every
 //!   problem at once with its field path.
+//! - [`forward`]: port forwards, one type for the file, the admin API and the store.
 //! - [`types`]: small value types shared by both sides (MAC addresses, address ranges, DNS labels).
 //! - [`api`]: the admin API's JSON (apps, leases, reservations, DNS records, errors): request
 //!   types validated like the file, and the views the API answers with.
@@ -13,15 +14,17 @@
 //! config can be checked offline (`proximity-appliance --validate`, the provisioner).
 
 pub mod api;
+pub mod forward;
 pub mod raw;
 pub mod types;
 pub mod validate;
 
+pub use forward::{PortForward, Protocol};
 pub use raw::RawConfig;
 pub use types::{Ipv4Range, MacAddr};
 pub use validate::{
-    AdminConfig, Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, ProxyConfig,
-    Reservation, StateConfig,
+    AdminConfig, Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, NatConfig, ProxyConfig,
+    Reservation, StateConfig, WanConfig, WanMode,
 };
 
 /// The example configuration shipped in the repository, every key documented.

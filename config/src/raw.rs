@@ -10,10 +10,12 @@ use crate::types::MacAddr;
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub lan: RawLan,
+    pub wan: RawWan,
     pub dhcp: RawDhcp,
     pub dns: RawDns,
     pub proxy: RawProxy,
     pub admin: RawAdmin,
+    pub nat: RawNat,
     pub state: RawState,
 }
 
@@ -31,6 +33,58 @@ impl Default for RawLan {
     fn default() -> Self {
         RawLan { interface: "eth1".into(), address: "10.20.0.1/24".into() }
     }
+}
+
+/// `[wan]`: the management side (Proxmox `vmbr0`), where the appliance is a client of the
+/// user's network and the LAN's way out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWan {
+    /// The interface facing the management network. Inside the appliance container this is eth0.
+    pub interface: String,
+    /// How the interface gets its address: `dhcp` (the appliance's own DHCP client), `static`
+    /// (`address` and `gateway` below) or `host` (set from outside, e.g. by Proxmox; followed).
+    pub mode: String,
+    /// `static` only: the address with its prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `static` only: the default router, inside `address`'s subnet. Absent: no default route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl Default for RawWan {
+    fn default() -> Self {
+        RawWan { interface: "eth0".into(), mode: "dhcp".into(), address: None, gateway: None }
+    }
+}
+
+/// `[nat]`: the LAN's way out (masquerade behind the WAN address) and port forwards in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNat {
+    /// Route and masquerade LAN traffic out of the WAN interface, with the appliance's firewall.
+    pub enabled: bool,
+    /// Ports of the WAN address forwarded to LAN hosts; the admin API adds more at run time.
+    pub forwards: Vec<RawForward>,
+}
+
+impl Default for RawNat {
+    fn default() -> Self {
+        RawNat { enabled: true, forwards: Vec::new() }
+    }
+}
+
+/// One port forward: `protocol` `port` on the WAN address goes to `to` on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForward {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The port on the WAN side.
+    pub port: u32,
+    /// The LAN host and port it goes to (`10.20.0.50:22`).
+    pub to: String,
 }
 
 /// `[dhcp]`: the DHCPv4 server on the LAN.

@@ -12,8 +12,10 @@ use ipnet::Ipv4Net;
 use crate::raw::{RawConfig, RawDhcp, RawDns, RawReservation};
 use crate::types::{Ipv4Range, MacAddr, check_domain, check_label, is_reserved_label};
 
+mod gateway;
 mod http;
 
+pub use gateway::{NatConfig, WanConfig, WanMode, own_ports};
 pub use http::{
     AdminConfig, DEFAULT_TOKEN_FILE, MAX_HEADER_BYTES, MAX_HTTP_TIMEOUT, MAX_PROXY_CONNECTIONS,
     MIN_HEADER_BYTES, ProxyConfig,
@@ -28,10 +30,12 @@ pub const MAX_LEASE_TIME: Duration = Duration::from_secs(365 * 24 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub lan: LanConfig,
+    pub wan: WanConfig,
     pub dhcp: DhcpConfig,
     pub dns: DnsConfig,
     pub proxy: ProxyConfig,
     pub admin: AdminConfig,
+    pub nat: NatConfig,
     pub state: StateConfig,
 }
 
@@ -166,6 +170,7 @@ impl TryFrom<RawConfig> for Config {
             p.add("lan.interface", why);
         }
         let lan_net = p.check("lan.address", parse_lan_address(&raw.lan.address));
+        let wan = gateway::check_wan(&raw.wan, &raw, &mut p);
 
         let dhcp = check_dhcp(&raw.dhcp, lan_net, &mut p);
 
@@ -173,17 +178,20 @@ impl TryFrom<RawConfig> for Config {
         let proxy = http::check_proxy(&raw.proxy, &raw.dns, &mut p);
         let state_dir = PathBuf::from(&raw.state.dir);
         let admin = http::check_admin(&raw.admin, &state_dir, &raw.proxy, &raw.dns, &mut p);
+        let nat = gateway::check_nat(&raw.nat, &raw, lan_net, &mut p);
         if raw.state.dir.trim().is_empty() {
             p.add("state.dir", "is empty; give the directory where the store lives");
         }
 
-        let config = match (lan_net, dhcp, dns, proxy, admin) {
-            (Some(address), Some(dhcp), Some(dns), Some(proxy), Some(admin)) => Some(Config {
+        let config = match (lan_net, wan, dhcp, dns, proxy, admin) {
+            (Some(address), Some(wan), Some(dhcp), Some(dns), Some(proxy), Some(admin)) => Some(Config {
                 lan: LanConfig { interface, address },
+                wan,
                 dhcp,
                 dns,
                 proxy,
                 admin,
+                nat,
                 state: StateConfig { dir: state_dir },
             }),
             _ => None,
@@ -245,7 +253,7 @@ fn parse_server(text: &str, default_port: u16) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\""))
 }
 
-fn check_interface_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_interface_name(name: &str) -> Result<(), String> {
     // Linux IFNAMSIZ is 16 including the terminating NUL.
     if name.is_empty() || name.len() > 15 {
         return Err(format!("{name:?} must be 1 to 15 characters long"));

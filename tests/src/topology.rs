@@ -293,6 +293,11 @@ impl Lab {
         let mut config = RawConfig::default();
         config.lan.interface = self.lan_iface.clone();
         config.lan.address = format!("{GATEWAY}/{LAN_PREFIX}");
+        // The harness puts the WAN address on (or there is no WAN): the appliance follows it.
+        config.wan.mode = "host".into();
+        if let Some(wan) = &self.wan {
+            config.wan.interface = wan.iface.clone();
+        }
         config.state.dir = self.dir.path().join("state").to_string_lossy().into_owned();
         config
     }

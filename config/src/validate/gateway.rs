@@ -1,0 +1,262 @@
+//! The `[wan]` and `[nat]` sections: how the WAN interface gets its address, and what the
+//! appliance lets through between WAN and LAN (masquerade out, port forwards in).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+
+use super::{Problems, check_interface_name};
+use crate::forward::{PortForward, Protocol};
+use crate::raw::{RawConfig, RawNat, RawWan};
+
+/// How the WAN interface gets its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WanMode {
+    /// The appliance's own DHCP client: address, default route, and upstream DNS servers when
+    /// `dns.upstreams` is empty.
+    Dhcp,
+    /// A fixed address, and a default route when a gateway is given.
+    Static { address: Ipv4Net, gateway: Option<Ipv4Addr> },
+    /// Set from outside (Proxmox `host-managed`, or by hand): the appliance only follows it.
+    Host,
+}
+
+impl WanMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WanMode::Dhcp => "dhcp",
+            WanMode::Static { .. } => "static",
+            WanMode::Host => "host",
+        }
+    }
+}
+
+/// The WAN side, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WanConfig {
+    pub interface: String,
+    pub mode: WanMode,
+}
+
+/// NAT and the firewall, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatConfig {
+    pub enabled: bool,
+    /// Forwards from the file; those added over the admin API live in the store.
+    pub forwards: Vec<PortForward>,
+}
+
+pub(super) fn check_wan(raw: &RawWan, lan: &RawConfig, p: &mut Problems) -> Option<WanConfig> {
+    let before = p.0.len();
+    if let Err(why) = check_interface_name(&raw.interface) {
+        p.add("wan.interface", why);
+    } else if raw.interface == lan.lan.interface {
+        p.add("wan.interface", format!("{:?} is also lan.interface; the WAN needs its own", raw.interface));
+    }
+    let address = raw.address.as_deref().and_then(|text| {
+        let parsed = text
+            .parse::<Ipv4Net>()
+            .map_err(|_| format!("{text:?} is not an address with prefix, like \"192.0.2.10/24\""));
+        p.check("wan.address", parsed)
+    });
+    let gateway = raw.gateway.as_deref().and_then(|text| {
+        p.check(
+            "wan.gateway",
+            text.parse::<Ipv4Addr>().map_err(|_| format!("{text:?} is not an IPv4 address")),
+        )
+    });
+    let mode = match raw.mode.as_str() {
+        "dhcp" | "host" => {
+            for (field, given) in
+                [("wan.address", raw.address.is_some()), ("wan.gateway", raw.gateway.is_some())]
+            {
+                if given {
+                    p.add(field, format!("is only for mode = \"static\" (mode is {:?})", raw.mode));
+                }
+            }
+            if raw.mode == "dhcp" { WanMode::Dhcp } else { WanMode::Host }
+        }
+        "static" => {
+            if raw.address.is_none() {
+                p.add("wan.address", "is required with mode = \"static\"");
+            }
+            if let (Some(address), Some(gateway)) = (address, gateway) {
+                if !address.contains(&gateway) || gateway == address.addr() {
+                    p.add("wan.gateway", format!("{gateway} is not another host of wan.address {address}"));
+                }
+            }
+            if let (Some(address), Ok(lan)) = (address, lan.lan.address.parse::<Ipv4Net>()) {
+                if address.contains(&lan.addr()) || lan.contains(&address.addr()) {
+                    p.add("wan.address", format!("{address} overlaps lan.address {lan}"));
+                }
+            }
+            match address {
+                Some(address) => WanMode::Static { address, gateway },
+                None => WanMode::Host,
+            }
+        }
+        other => {
+            p.add("wan.mode", format!("{other:?} is not a mode; use \"dhcp\", \"static\" or \"host\""));
+            WanMode::Host
+        }
+    };
+    (p.0.len() == before).then(|| WanConfig { interface: raw.interface.clone(), mode })
+}
+
+/// The (protocol, port) pairs the appliance serves itself on every address (wildcard listeners
+/// of enabled services), which a forward may not take.
+pub fn own_ports(raw: &RawConfig) -> Vec<(Protocol, u16, &'static str)> {
+    let mut own = Vec::new();
+    let mut add = |on: bool, list: &[String], protocols: &[Protocol], what: &'static str| {
+        if !on {
+            return;
+        }
+        for addr in list.iter().filter_map(|t| t.parse::<SocketAddr>().ok()) {
+            own.extend(protocols.iter().map(|proto| (*proto, addr.port(), what)));
+        }
+    };
+    add(raw.dns.enabled, &raw.dns.listen, &Protocol::ALL, "DNS server (dns.listen)");
+    add(raw.proxy.enabled, &raw.proxy.http_listen, &[Protocol::Tcp], "proxy (proxy.http_listen)");
+    add(raw.proxy.enabled, &raw.proxy.https_listen, &[Protocol::Tcp], "proxy (proxy.https_listen)");
+    add(raw.admin.enabled, &raw.admin.listen, &[Protocol::Tcp], "admin API (admin.listen)");
+    own
+}
+
+pub(super) fn check_nat(
+    raw: &RawNat,
+    config: &RawConfig,
+    lan: Option<Ipv4Net>,
+    p: &mut Problems,
+) -> NatConfig {
+    let own = own_ports(config);
+    let mut seen: HashMap<(Protocol, u16), usize> = HashMap::new();
+    let mut forwards = Vec::with_capacity(raw.forwards.len());
+    for (i, f) in raw.forwards.iter().enumerate() {
+        let at = |field: &str| format!("nat.forwards[{i}].{field}");
+        // Without a LAN there is nothing to check `to` against; lan.address has its own error.
+        let Some(lan) = lan else { continue };
+        match PortForward::check(&f.protocol, f.port, &f.to, lan) {
+            Err(problems) => problems.into_iter().for_each(|(field, why)| p.add(at(field), why)),
+            Ok(forward) => {
+                if let Some(why) = forward.takes_own_port(&own) {
+                    p.add(at("port"), why);
+                } else if let Some(j) = seen.insert((forward.protocol, forward.port), i) {
+                    p.add(
+                        at("port"),
+                        format!(
+                            "{} port {} is already forwarded by nat.forwards[{j}]",
+                            forward.protocol, forward.port
+                        ),
+                    );
+                } else {
+                    forwards.push(forward);
+                }
+            }
+        }
+    }
+    NatConfig { enabled: raw.enabled, forwards }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::from_toml_str;
+
+    fn problems(text: &str) -> Vec<String> {
+        from_toml_str(text).expect_err("invalid").iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_defaults_are_dhcp_on_eth0_with_nat() {
+        let c = from_toml_str("").expect("valid");
+        assert_eq!(c.wan, WanConfig { interface: "eth0".into(), mode: WanMode::Dhcp });
+        assert!(c.nat.enabled && c.nat.forwards.is_empty());
+    }
+
+    #[test]
+    fn a_static_wan_needs_an_address_and_a_gateway_inside_it() {
+        let c =
+            from_toml_str("[wan]\nmode = \"static\"\naddress = \"192.0.2.10/24\"\ngateway = \"192.0.2.1\"\n")
+                .expect("valid");
+        let WanMode::Static { address, gateway } = c.wan.mode else { panic!("{:?}", c.wan.mode) };
+        assert_eq!(
+            (address.to_string(), gateway),
+            ("192.0.2.10/24".into(), Some(Ipv4Addr::new(192, 0, 2, 1)))
+        );
+        assert_eq!(
+            problems("[wan]\nmode = \"static\"\n"),
+            ["wan.address: is required with mode = \"static\""]
+        );
+        assert_eq!(
+            problems("[wan]\nmode = \"static\"\naddress = \"192.0.2.10/24\"\ngateway = \"198.51.100.1\"\n"),
+            ["wan.gateway: 198.51.100.1 is not another host of wan.address 192.0.2.10/24"]
+        );
+        assert_eq!(
+            problems("[wan]\nmode = \"static\"\naddress = \"10.20.0.7/16\"\n"),
+            ["wan.address: 10.20.0.7/16 overlaps lan.address 10.20.0.1/24"]
+        );
+    }
+
+    #[test]
+    fn wan_problems_are_named() {
+        let got = problems("[wan]\ninterface = \"eth1\"\nmode = \"pppoe\"\n");
+        assert_eq!(
+            got,
+            [
+                "wan.interface: \"eth1\" is also lan.interface; the WAN needs its own",
+                "wan.mode: \"pppoe\" is not a mode; use \"dhcp\", \"static\" or \"host\"",
+            ]
+        );
+        assert_eq!(
+            problems("[wan]\nmode = \"host\"\naddress = \"192.0.2.10/24\"\n"),
+            ["wan.address: is only for mode = \"static\" (mode is \"host\")"]
+        );
+        assert_eq!(
+            problems("[wan]\nmode = \"static\"\naddress = \"192.0.2.300/24\"\n"),
+            ["wan.address: \"192.0.2.300/24\" is not an address with prefix, like \"192.0.2.10/24\""]
+        );
+    }
+
+    #[test]
+    fn forwards_are_checked_against_the_lan_each_other_and_our_own_ports() {
+        let got = problems(
+            r#"
+            [[nat.forwards]]
+            protocol = "tcp"
+            port = 2222
+            to = "10.20.0.50:22"
+            [[nat.forwards]]
+            protocol = "tcp"
+            port = 2222
+            to = "10.20.0.51:22"
+            [[nat.forwards]]
+            protocol = "tcp"
+            port = 443
+            to = "10.20.0.52:443"
+            [[nat.forwards]]
+            protocol = "sctp"
+            port = 0
+            to = "192.0.2.1:22"
+            "#,
+        );
+        assert_eq!(
+            got,
+            [
+                "nat.forwards[1].port: tcp port 2222 is already forwarded by nat.forwards[0]",
+                "nat.forwards[2].port: tcp port 443 is the appliance's own proxy (proxy.https_listen); choose \
+                 another port",
+                "nat.forwards[3].protocol: \"sctp\" is not a protocol; use \"tcp\" or \"udp\"",
+                "nat.forwards[3].port: 0 is not a port (1 to 65535)",
+                "nat.forwards[3].to: 192.0.2.1 is outside the LAN 10.20.0.0/24",
+            ]
+        );
+        // The same port over the other protocol, and a port of a disabled service, are free.
+        let c = from_toml_str(
+            "[proxy]\nenabled = false\n[[nat.forwards]]\nprotocol = \"udp\"\nport = 443\nto = \"10.20.0.5:443\"\n\
+             [[nat.forwards]]\nprotocol = \"tcp\"\nport = 443\nto = \"10.20.0.5:8443\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.nat.forwards.len(), 2);
+    }
+}
