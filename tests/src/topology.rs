@@ -231,6 +231,8 @@ pub struct Lab {
     wan: Option<Wan>,
     lan_iface: Option<String>,
     bridge: String,
+    /// [`LabBuilder::gateway_by_harness`], which an appliance container's LXC config follows.
+    gateway_by_harness: bool,
     appliance_ns: Option<Netns>,
     switch: Netns,
     /// Held until the namespaces above are gone: while held, nobody else uses this lab's names.
@@ -311,6 +313,7 @@ impl Lab {
             wan,
             lan_iface,
             bridge,
+            gateway_by_harness: opts.gateway_by_harness,
             appliance_ns,
             switch,
             _claim: claim,
@@ -387,6 +390,11 @@ impl Lab {
         }
     }
 
+    /// The WAN side, if the lab has one.
+    pub(crate) fn wan_opt(&self) -> Option<&Wan> {
+        self.wan.as_ref()
+    }
+
     fn wan_side(&self) -> &Wan {
         match &self.wan {
             Some(wan) => wan,
@@ -435,6 +443,21 @@ impl Lab {
     /// Every log of the lab, for a failure message.
     pub fn diagnostics(&self) -> String {
         self.logs.render()
+    }
+
+    /// Whether the harness gives the appliance its gateway address ([`LabBuilder::gateway_by_harness`]).
+    pub(crate) fn gateway_by_harness(&self) -> bool {
+        self.gateway_by_harness
+    }
+
+    /// The lab's names (for more of its own, such as a container's).
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The lab's logs, to register more (shown when a test fails).
+    pub(crate) fn logs(&self) -> &Logs {
+        &self.logs
     }
 }
 

@@ -64,6 +64,9 @@ pub(crate) struct Wan {
     pub(crate) iface: Option<String>,
     /// The WAN bridge inside the switch namespace ([`Uplink::Bridge`]).
     pub(crate) bridge: Option<String>,
+    /// Whether the appliance's WAN address is the harness's job: done here for the appliance
+    /// namespace; an appliance container gets it from its LXC config.
+    pub(crate) addressed: bool,
 }
 
 /// Creates the outside namespace and wires it to `uplink`. With `addressed`, the harness plays
@@ -121,5 +124,5 @@ pub(crate) fn build(
         }
     };
     let outside = Host::new(OUTSIDE_LABEL, netns, outside_iface, OUTSIDE_MAC, lab_dir, logs, reaper)?;
-    Ok(Wan { outside, iface, bridge })
+    Ok(Wan { outside, iface, bridge, addressed })
 }
