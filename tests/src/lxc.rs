@@ -113,6 +113,11 @@ impl<'l> Container<'l> {
     /// (whose `state.dir` is a path inside the container): rootfs, LXC config, sub-ids. Not
     /// started yet.
     pub fn create(lab: &'l Lab, config: &RawConfig) -> Result<Container<'l>> {
+        // A second appliance on the bridge would answer as the same gateway.
+        ensure!(
+            !lab.has_appliance_netns(),
+            "the container is the lab's appliance: build the lab with Lab::builder().appliance_netns(false)"
+        );
         run(Command::new("lxc-start").arg("--version"))
             .context("the container lab needs LXC's `lxc-start` (apt-get install lxc)")?;
         let binary = static_binary()?;
@@ -171,9 +176,8 @@ impl<'l> Container<'l> {
         let gateway = lab.gateway_by_harness().then(|| format!("{GATEWAY}/{LAN_PREFIX}"));
         lines.extend(veth(0, lab.bridge(), &names.ifname("s", "x")?, LAN_IFACE, LAN_MAC, gateway, None));
         if let Some(wan) = lab.wan_opt() {
-            let bridge = wan.bridge.as_deref().context(
-                "the lab's WAN ends on its appliance namespace: build it with appliance_netns(false)",
-            )?;
+            // Always there in a lab without an appliance namespace (checked in `create`).
+            let bridge = wan.bridge.as_deref().context("the lab's WAN has no bridge")?;
             let (address, gateway) = match wan.addressed {
                 true => (Some(format!("{WAN_ADDRESS}/{WAN_PREFIX}")), Some(WAN_UPSTREAM.to_string())),
                 false => (None, None),

@@ -450,6 +450,11 @@ impl Lab {
         self.gateway_by_harness
     }
 
+    /// Whether the lab has its own appliance namespace on the bridge ([`LabBuilder::appliance_netns`]).
+    pub(crate) fn has_appliance_netns(&self) -> bool {
+        self.appliance_ns.is_some()
+    }
+
     /// The lab's names (for more of its own, such as a container's).
     pub(crate) fn names(&self) -> &Names {
         &self.names
