@@ -13,6 +13,7 @@ mod hostile;
 mod init;
 mod isolation;
 mod load;
+mod lxc;
 mod pages;
 mod release;
 mod renew;
