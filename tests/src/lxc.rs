@@ -100,11 +100,12 @@ pub struct Container<'l> {
 }
 
 impl<'l> Container<'l> {
-    /// [`Lab::config`] as it is inside the container: LAN interface [`LAN_IFACE`], state in
-    /// [`STATE_DIR`]. Tests change what they test.
+    /// [`Lab::config`] as it is inside the container: LAN interface [`LAN_IFACE`], WAN
+    /// interface [`WAN_IFACE`], state in [`STATE_DIR`]. Tests change what they test.
     pub fn config(lab: &Lab) -> RawConfig {
         let mut config = lab.config();
         config.lan.interface = LAN_IFACE.to_owned();
+        config.wan.interface = WAN_IFACE.to_owned();
         config.state.dir = STATE_DIR.to_owned();
         config
     }

@@ -334,8 +334,8 @@ impl Lab {
         config.lan.address = format!("{GATEWAY}/{LAN_PREFIX}");
         // The harness puts the WAN address on (or there is no WAN): the appliance follows it.
         config.wan.mode = "host".into();
-        if let Some(wan) = &self.wan {
-            config.wan.interface = wan.iface.clone();
+        if let Some(iface) = self.wan.as_ref().and_then(|wan| wan.iface.clone()) {
+            config.wan.interface = iface;
         }
         config.state.dir = self.dir.path().join("state").to_string_lossy().into_owned();
         config
