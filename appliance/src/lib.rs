@@ -12,6 +12,7 @@
 //! - [`tls`]: the local certificate authority and certificates issued by name.
 //! - [`api`]: the admin API (apps, leases, reservations, DNS records, health, metrics) over HTTP.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
+//! - `reaper`: PID 1's collection of orphans, which leaves the children we wait for (`nft`) alone.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
 
 pub mod accept;
@@ -22,6 +23,7 @@ pub mod dns;
 mod errors;
 pub mod names;
 pub mod proxy;
+mod reaper;
 pub mod run;
 pub mod shutdown;
 pub mod state;
