@@ -10,6 +10,8 @@
 //!   names get certificates.
 //! - [`proxy`]: the reverse proxy to the apps, by Host, over HTTP/1.1 and HTTP/2, with TLS.
 //! - [`tls`]: the local certificate authority and certificates issued by name.
+//! - [`nat`]: the LAN's router: masquerade, port forwards and the firewall, as one nftables
+//!   table (`inet proximity`) kept in force.
 //! - [`api`]: the admin API (apps, leases, reservations, DNS records, health, metrics) over HTTP.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - `reaper`: PID 1's collection of orphans, which leaves the children we wait for (`nft`) alone.
@@ -22,6 +24,7 @@ pub mod dhcp;
 pub mod dns;
 mod errors;
 pub mod names;
+pub mod nat;
 pub mod proxy;
 mod reaper;
 pub mod run;
