@@ -13,6 +13,7 @@ mod hostile;
 mod init;
 mod isolation;
 mod load;
+mod nat;
 mod pages;
 mod release;
 mod renew;
