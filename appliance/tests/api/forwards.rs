@@ -73,6 +73,10 @@ async fn every_bad_input_is_named() {
             body("udp", 53, "10.20.0.5:53"),
             "port: udp port 53 is the appliance's own DNS server (dns.listen); choose another port",
         ),
+        (
+            body("udp", 68, "10.20.0.5:68"),
+            "port: udp port 68 is the appliance's own DHCP client (wan.mode = \"dhcp\"); choose another port",
+        ),
         (json!({"protocol": "tcp", "port": "ssh", "to": "10.20.0.5:22"}).to_string(), "port: invalid type"),
         (
             json!({"protocol": "tcp", "port": 22, "to": "10.20.0.5:22", "x": 1}).to_string(),

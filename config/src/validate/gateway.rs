@@ -134,13 +134,22 @@ fn served(
     out
 }
 
-/// `(protocol, port, what)` of each served port, the form [`PortForward::takes_own_port`] takes.
-fn as_own(served: Vec<ServedPort>) -> Vec<(Protocol, u16, &'static str)> {
-    served.into_iter().map(|s| (s.protocol, s.addr.port(), s.what)).collect()
+/// The port the appliance's own DHCP client receives its server's answers on (wan.mode =
+/// "dhcp"): forwarding it would take the WAN's renewals away from the appliance.
+const DHCP_CLIENT: (Protocol, u16, &str) = (Protocol::Udp, 68, "DHCP client (wan.mode = \"dhcp\")");
+
+/// `(protocol, port, what)` of each served port, the form [`PortForward::takes_own_port`] takes,
+/// and the WAN DHCP client's port when it runs.
+fn as_own(served: Vec<ServedPort>, dhcp_client: bool) -> Vec<(Protocol, u16, &'static str)> {
+    let mut own: Vec<_> = served.into_iter().map(|s| (s.protocol, s.addr.port(), s.what)).collect();
+    if dhcp_client {
+        own.push(DHCP_CLIENT);
+    }
+    own
 }
 
 /// The (protocol, port) pairs the appliance serves itself (every listener of an enabled
-/// service), which a forward may not take.
+/// service, and its WAN DHCP client's port), which a forward may not take.
 pub fn own_ports(raw: &RawConfig) -> Vec<(Protocol, u16, &'static str)> {
     let parse = |on: bool, list: &[String]| -> Option<Vec<SocketAddr>> {
         on.then(|| list.iter().filter_map(|t| t.parse::<SocketAddr>().ok()).collect())
@@ -149,7 +158,10 @@ pub fn own_ports(raw: &RawConfig) -> Vec<(Protocol, u16, &'static str)> {
     let http = parse(raw.proxy.enabled, &raw.proxy.http_listen);
     let https = parse(raw.proxy.enabled, &raw.proxy.https_listen);
     let admin = parse(raw.admin.enabled, &raw.admin.listen);
-    as_own(served(dns.as_deref(), http.as_deref(), https.as_deref(), admin.as_deref()))
+    as_own(
+        served(dns.as_deref(), http.as_deref(), https.as_deref(), admin.as_deref()),
+        raw.wan.mode == "dhcp",
+    )
 }
 
 impl super::Config {
@@ -166,7 +178,7 @@ impl super::Config {
 
     /// [`own_ports`] of a validated config: what a forward added at run time may not take.
     pub fn own_ports(&self) -> Vec<(Protocol, u16, &'static str)> {
-        as_own(self.served_ports())
+        as_own(self.served_ports(), self.wan.mode == WanMode::Dhcp)
     }
 }
 
@@ -313,6 +325,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(text).expect("toml");
         let config = from_toml_str(text).expect("valid");
         assert_eq!(config.own_ports(), own_ports(&raw));
+        assert!(config.own_ports().contains(&DHCP_CLIENT), "the default WAN mode runs a DHCP client");
         let served: Vec<String> =
             config.served_ports().iter().map(|s| format!("{}/{}", s.protocol, s.addr)).collect();
         assert_eq!(served, ["tcp/0.0.0.0:53", "udp/0.0.0.0:53", "tcp/0.0.0.0:80", "tcp/10.20.0.1:9443"]);
