@@ -79,3 +79,31 @@ pub enum NatError {
     #[error("IPv4 forwarding did not stay enabled: {path} reads {found:?} after writing 1")]
     IpForwardOff { path: &'static str, found: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    /// What nft 1.0 prints in each case (the first two seen here with CAP_NET_ADMIN dropped).
+    #[test]
+    fn nft_failures_say_what_to_do() {
+        let status = ExitStatus::from_raw(1 << 8);
+        let cases = [
+            ("netlink: Error: cache initialization failed: Operation not permitted", "CAP_NET_ADMIN"),
+            ("internal:0:0-0: Error: Could not process rule: Operation not permitted", "CAP_NET_ADMIN"),
+            ("netlink: Error: cache initialization failed: Protocol not supported", "no nf_tables"),
+            (
+                "internal:0:0-0: Error: Could not process rule: No such file or directory",
+                "nft said: internal",
+            ),
+        ];
+        for (stderr, expected) in cases {
+            let message = NftError::classify("apply the ruleset", status, stderr.into()).to_string();
+            assert!(message.contains(expected) && message.contains(stderr), "{stderr}: {message}");
+        }
+        let missing = NftError::Missing { searched: "/usr/sbin:/sbin".into() }.to_string();
+        assert!(missing.contains("install nftables"), "{missing}");
+    }
+}

@@ -266,39 +266,45 @@ fn a_restart_applies_the_same_table_once_and_a_foreign_table_is_untouched() -> R
     Ok(())
 }
 
+/// `/v1/health` as seen from `host` (no token needed).
+fn health(host: &Host) -> Result<Value> {
+    curl(host, &format!("https://{GATEWAY}:9090/v1/health")).insecure().run()?.json()
+}
+
 #[test]
-fn without_nft_nat_fails_visibly_the_rest_serves_and_it_recovers_once_nft_appears() -> Result<()> {
+fn nat_failures_are_named_the_rest_serves_and_nat_recovers_when_fixed() -> Result<()> {
     let lab = Lab::builder().clients(1).wan(true).build()?;
     // Where the appliance looks for nft: nothing there yet.
     let nft_path = lab.dir().join("bin-nft");
     lab.appliance().set_env("PROXIMITY_NFT", &nft_path.to_string_lossy());
-    let config = lab.config();
-    lab.start_appliance(&config)?;
-    wait::until(NAT_DEADLINE, "the nat failure in the log", || {
-        Ok(lab.appliance().log().contains("install nftables").then_some(()))
-    })?;
+    lab.start_appliance(&lab.config())?;
+    let logged = |text: &'static str| {
+        wait::until(NAT_DEADLINE, &format!("{text:?} in the log"), || {
+            Ok(lab.appliance().log().contains(text).then_some(()))
+        })
+    };
+    logged("install nftables")?;
     // DHCP, DNS and the admin API go on; health says what is wrong.
     let client = lab.client(0);
     client.dhclient().obtain()?;
-    let health = curl(client, &format!("https://{GATEWAY}:9090/v1/health")).insecure().run()?;
-    let health = health.json()?;
-    assert_eq!(
-        (&health["status"], &health["services"]["nat"]),
-        (&json!("degraded"), &json!("failed")),
-        "{health}"
-    );
-    assert_eq!(health["services"]["dhcp"], "running", "{health}");
+    let now = health(client)?;
+    assert_eq!((&now["status"], &now["services"]["nat"]), (&json!("degraded"), &json!("failed")), "{now}");
+    assert_eq!(now["services"]["dhcp"], "running", "{now}");
 
-    // nft "installed": the retry finds it and NAT runs.
+    // nft there, but without CAP_NET_ADMIN (what a container that drops it gives).
     let system_nft = ["/usr/sbin/nft", "/sbin/nft"].into_iter().find(|p| std::path::Path::new(p).is_file());
-    std::os::unix::fs::symlink(
-        system_nft.context("no nft on this machine (apt-get install nftables)")?,
-        &nft_path,
-    )?;
+    let system_nft = system_nft.context("no nft on this machine (apt-get install nftables)")?;
+    let wrapper = format!("#!/bin/sh\nexec setpriv --bounding-set -net_admin {system_nft} \"$@\"\n");
+    std::fs::write(&nft_path, wrapper)?;
+    std::fs::set_permissions(&nft_path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    logged("the appliance needs CAP_NET_ADMIN")?;
+
+    // Fixed: the next try (backoff) puts the ruleset in force.
+    std::fs::remove_file(&nft_path)?;
+    std::os::unix::fs::symlink(system_nft, &nft_path)?;
     await_applied(&lab, 1)?;
-    let health = curl(client, &format!("https://{GATEWAY}:9090/v1/health")).insecure();
     wait::until(NAT_DEADLINE, "nat running in /v1/health", || {
-        Ok(health.run()?.json()?["services"]["nat"].as_str().is_some_and(|s| s == "running").then_some(()))
+        Ok((health(client)?["services"]["nat"] == "running").then_some(()))
     })?;
     Ok(())
 }
