@@ -2,11 +2,13 @@
 //! (each binds its sockets first, so a port in use fails the start with its address), serve
 //! until stopped, then close the store.
 //!
-//! - `services`: starting DNS, DHCP, the proxy and the admin API from the config.
+//! - `services`: starting DNS, DHCP, the proxy, the admin API and NAT from the config.
 //! - `bind`: binding listeners, errors naming the address.
+//! - `wan`: the WAN address NAT follows.
 
 mod bind;
 mod services;
+mod wan;
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use crate::api::ServiceStates;
 use crate::apps;
 use crate::dhcp;
 use crate::names::{Directory, NameTable, Names};
+use crate::nat::Forwards;
 use crate::proxy;
 use crate::shutdown::Stop;
 use crate::state::Store;
@@ -31,6 +34,8 @@ pub(crate) struct Shared {
     pub names: Arc<Names>,
     pub directory: Arc<Directory>,
     pub routes: Arc<proxy::Routes>,
+    /// The port forwards (config and admin API) NAT puts in force.
+    pub forwards: Arc<Forwards>,
     pub ca: Option<Arc<tls::Ca>>,
     pub states: Arc<ServiceStates>,
     pub stop: Stop,
@@ -49,7 +54,9 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let leases = store.leases().context("cannot read leases from the store")?;
     let stored_apps = store.apps().context("cannot read apps from the store")?;
     let stored_reservations = store.reservations().context("cannot read reservations from the store")?;
-    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = stored_apps.len(), state = %config.state.dir.display(), "starting");
+    let stored_forwards = store.forwards().context("cannot read port forwards from the store")?;
+    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = stored_apps.len(), forwards = stored_forwards.len(), state = %config.state.dir.display(), "starting");
+    let forwards = Arc::new(Forwards::new(config.nat.forwards.clone(), stored_forwards));
 
     // Names start from what the store holds, so DNS answers for known clients and apps at once.
     // The SOA serial starts at the start time, so it keeps growing across restarts.
@@ -85,6 +92,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         names,
         directory: Arc::new(directory),
         routes,
+        forwards,
         ca,
         states: Arc::new(ServiceStates::default()),
         stop: stop.clone(),

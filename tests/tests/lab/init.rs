@@ -1,5 +1,6 @@
 //! The appliance as a container's init: PID 1 of its own PID namespace (as under LXC) reaps the
-//! orphans re-parented to it, and stops cleanly on SIGPWR (what `lxc-stop` sends) and SIGTERM.
+//! orphans re-parented to it (but not the `nft` runs it waits for itself: NAT comes up), and
+//! stops cleanly on SIGPWR (what `lxc-stop` sends) and SIGTERM.
 
 use std::process::Command;
 use std::time::Duration;
@@ -23,6 +24,10 @@ fn as_pid1_stops_on(stop_signal: Signal) -> Result<()> {
     let result = (|| -> Result<()> {
         wait::until(Duration::from_secs(20), "the appliance to listen as pid 1", || {
             Ok((log().contains("listening for dhcp") && log().contains("running as pid 1")).then_some(()))
+        })?;
+        // NAT ran nft and read its exit status and output while the reaper collects orphans.
+        wait::until(Duration::from_secs(20), "nat in force as pid 1", || {
+            Ok(log().contains("nat: ruleset in force").then_some(()))
         })?;
         let init = *children_of(unshare.id()).first().context("unshare has no child")?;
 

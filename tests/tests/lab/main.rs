@@ -14,6 +14,7 @@ mod init;
 mod isolation;
 mod load;
 mod lxc;
+mod nat;
 mod pages;
 mod release;
 mod renew;
