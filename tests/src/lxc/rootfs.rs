@@ -30,6 +30,9 @@ pub const STATIC_BUILD: &str = "RUSTFLAGS='-C target-feature=+crt-static' \
 pub const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
 /// Directories every container gets: mount points for LXC (`/dev` is its tmpfs, `/proc` and
 /// `/sys` its `lxc.mount.auto`) and homes for the files below.
+/// `/etc/protocols` in the rootfs: the protocols the appliance's ruleset names, as netbase has them.
+const PROTOCOLS: &str = "icmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\nipv6-icmp\t58\tIPv6-ICMP\n";
+
 const ROOTFS_DIRS: [&str; 5] = ["dev", "proc", "sys", "sbin", "etc"];
 /// ELF program header type of the dynamic loader's path: present in every dynamically linked
 /// executable, absent from a static(-pie) one.
@@ -176,6 +179,10 @@ pub fn build(rootfs: &Path, binary: &Path, config: &RawConfig) -> Result<()> {
     mkdir(&host_path(rootfs, &config.state.dir)?)?;
     copy_with_libraries(rootfs, NFT)
         .context("the container needs nft, which NAT drives (apt-get install nftables)")?;
+    // nft resolves protocol names (`meta l4proto icmp`) through libc: without the file it
+    // refuses the ruleset ("Could not resolve protocol name"). The template will carry it too.
+    let protocols = host_path(rootfs, "/etc/protocols")?;
+    std::fs::write(&protocols, PROTOCOLS).with_context(|| format!("cannot write {}", protocols.display()))?;
     let owner = format!("{ID_BASE}:{ID_BASE}");
     run(Command::new("chown").args(["-R", "--no-dereference", &owner]).arg(rootfs))
         .with_context(|| format!("cannot shift the owner of {} to {owner}", rootfs.display()))?;

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use nix::sys::signal::Signal;
 use proximity_config::RawConfig;
 use proximity_tests::dns::{Dnsmasq, query};
-use proximity_tests::http::{Admin, Backend};
+use proximity_tests::http::{Admin, Backend, curl};
 use proximity_tests::lxc::{Container, ID_BASE, ID_COUNT, INIT, NFT, static_binary};
 use proximity_tests::process::{children_of, kill_child, run, signal, spawn_logged, wait_exit};
 use proximity_tests::{GATEWAY, Lab, WAN_ADDRESS, WAN_UPSTREAM, appliance, wait};
@@ -56,11 +56,18 @@ fn the_appliance_serves_the_lan_as_pid_1_of_an_unprivileged_container() -> Resul
         // NAT drives nft inside the container: it runs there (libraries, loader, nf_tables).
         let tables = container.attach(&[NFT, "-j", "list", "tables"])?;
         ensure!(tables.contains("\"nftables\""), "`nft -j list tables` in the container said: {tables}");
-        // NAT: once the appliance masquerades the LAN out of eth0 (issue 5), check it here. Client
-        // 0 already routes via GATEWAY (its lease): start `Backend::lab(lab.wan(), LAB_BACKEND,
-        // "far", BACKEND_PORT, None)`, run `curl(lab.client(0), &format!("http://{WAN_UPSTREAM}:
-        // {BACKEND_PORT}/echo"))` and assert the echo's "peer" is WAN_ADDRESS (masqueraded); then
-        // `container.attach(&[NFT, "-j", "list", "table", "inet", "proximity"])` shows the ruleset.
+        // NAT from inside the container: a LAN client reaches a server on the WAN side, which
+        // sees the container's WAN address (masqueraded), and the table is ours alone.
+        let _far = Backend::lab(lab.wan(), LAB_BACKEND, "far", BACKEND_PORT, None)?;
+        let url = format!("http://{WAN_UPSTREAM}:{BACKEND_PORT}/echo");
+        let reply = curl(lab.client(0), &url).await_status(200, LIVE_DEADLINE)?;
+        let peer = reply.json()?["peer"].as_str().context("no peer in the echo")?.to_owned();
+        ensure!(
+            peer.starts_with(&format!("{WAN_ADDRESS}:")),
+            "the far server saw {peer}, not the WAN address"
+        );
+        let table = container.attach(&[NFT, "list", "table", "inet", "proximity"])?;
+        ensure!(table.contains("masquerade"), "the container's nat table: {table}");
 
         let took = container.stop()?;
         println!("container {}: lxc-stop to exit in {took:?}", container.name());
@@ -83,8 +90,9 @@ fn the_static_binary_asks_libc_for_no_names() -> Result<()> {
     std::fs::write(&config_path, config.to_toml()?)?;
     let (trace_path, log_path) = (lab.dir().join("static.strace"), lab.dir().join("static.log"));
     let mut cmd = lab.appliance_netns().command("strace");
-    // -f: every thread; -qq: no attach and exit notes among the calls.
-    cmd.args(["-f", "-qq", "-e", "trace=open,openat,openat2,connect", "-o"]).arg(&trace_path);
+    // -f: every thread; -qq: no attach and exit notes among the calls. execve: to leave out the
+    // programs the appliance runs (nft, dynamic and free to use NSS), which -f follows too.
+    cmd.args(["-f", "-qq", "-e", "trace=open,openat,openat2,connect,execve", "-o"]).arg(&trace_path);
     cmd.arg(static_binary()?).arg("--config").arg(&config_path);
     let mut strace = spawn_logged(&mut cmd, &log_path)?;
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -107,7 +115,17 @@ fn the_static_binary_asks_libc_for_no_names() -> Result<()> {
             trace.contains(&format!("{}\"", config_path.display())),
             "strace saw no config read:\n{trace}"
         );
-        let lookups: Vec<&str> = trace.lines().filter(|l| NSS_TRACES.iter().any(|t| l.contains(t))).collect();
+        let binary = static_binary()?.display().to_string();
+        let others: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("execve(") && !l.contains(&binary))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let lookups: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.split_whitespace().next().is_some_and(|pid| !others.contains(&pid)))
+            .filter(|l| NSS_TRACES.iter().any(|t| l.contains(t)))
+            .collect();
         ensure!(
             lookups.is_empty(),
             "the static binary looked names up through libc:\n{}",
