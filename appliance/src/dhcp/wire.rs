@@ -1,6 +1,8 @@
-//! Decoding client datagrams safely. dhcproto trusts some option lengths (it asserts them in
-//! debug builds and subtracts from them), so a hostile datagram could panic the decoder; those
-//! options are length-checked here first, and a malformed datagram is an error, never a panic.
+//! Decoding datagrams safely, clients' to our server and servers' to our WAN client. dhcproto
+//! trusts some option lengths (it asserts them in debug builds and subtracts from them), so a
+//! hostile datagram could panic the decoder; those options are length-checked here first, and a
+//! malformed datagram is an error, never a panic. Fixed-size numbers are checked too: dhcproto
+//! reads their size whatever the length byte says, so a wrong one would shift every option after.
 
 use dhcproto::v4::{Decodable, Message};
 
@@ -34,11 +36,14 @@ fn check_option_lengths(bytes: &[u8]) -> Result<(), DecodeFailure> {
                 let Some(&len) = bytes.get(at + 1) else { break };
                 let len = usize::from(len);
                 let ok = match code {
-                    80 => len == 0,        // rapid commit
-                    94 => len == 3,        // client network interface
-                    152..=155 => len == 4, // bulk lease query times
-                    81 => len >= 3,        // client FQDN: flags, rcode1, rcode2, name
-                    151 => len >= 1,       // bulk lease query status code
+                    80 => len == 0,           // rapid commit
+                    94 => len == 3,           // client network interface
+                    152..=155 => len == 4,    // bulk lease query times
+                    81 => len >= 3,           // client FQDN: flags, rcode1, rcode2, name
+                    151 => len >= 1,          // bulk lease query status code
+                    53 => len == 1,           // message type
+                    57 => len == 2,           // maximum message size
+                    51 | 58 | 59 => len == 4, // lease time, T1, T2
                     _ => true,
                 };
                 if !ok {
@@ -68,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn short_options_that_would_panic_dhcproto_are_errors() {
+    fn options_of_a_wrong_length_are_errors() {
         for (code, data) in [
             (81u8, &[][..]),
             (81, &[0, 0][..]),
@@ -76,6 +81,9 @@ mod tests {
             (152, &[1][..]),
             (80, &[1][..]),
             (94, &[1][..]),
+            (51, &[0, 0][..]),
+            (58, &[0, 0, 0, 0, 0][..]),
+            (57, &[5][..]),
         ] {
             let bytes = with_raw_option(code, data);
             assert!(matches!(decode(&bytes), Err(DecodeFailure::OptionLength { .. })), "option {code}");
