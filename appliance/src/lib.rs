@@ -11,6 +11,8 @@
 //! - [`proxy`]: the reverse proxy to the apps, by Host, over HTTP/1.1 and HTTP/2, with TLS.
 //! - [`tls`]: the local certificate authority and certificates issued by name.
 //! - [`api`]: the admin API (apps, leases, reservations, DNS records, health, metrics) over HTTP.
+//! - [`net`]: interfaces over rtnetlink: the LAN address at start, the WAN address (static,
+//!   followed, or from our own DHCP client) published to what depends on it.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
 
@@ -21,6 +23,7 @@ pub mod dhcp;
 pub mod dns;
 mod errors;
 pub mod names;
+pub mod net;
 pub mod proxy;
 pub mod run;
 pub mod shutdown;

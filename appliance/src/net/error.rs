@@ -1,0 +1,53 @@
+//! [`NetError`]: why the appliance could not read or change an interface, worded for the operator
+//! (which interface, what it tried, and for a refusal what right it lacks).
+
+use std::io;
+
+/// A netlink request that failed, or an interface that is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot open a netlink socket: {0}")]
+    Open(#[source] io::Error),
+    #[error("interface {0:?} does not exist")]
+    NoInterface(String),
+    #[error(
+        "not permitted to {what} on interface {interface:?}: the appliance needs CAP_NET_ADMIN in its \
+         network namespace (root in the container has it)"
+    )]
+    PermissionDenied { interface: String, what: String },
+    #[error("cannot {what} on interface {interface:?}: {source}")]
+    Request {
+        interface: String,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl NetError {
+    /// The error of request `what` on `interface` that failed with `error`.
+    pub(crate) fn request(interface: &str, what: impl Into<String>, error: rtnetlink::Error) -> NetError {
+        let source = to_io(error);
+        let (interface, what) = (interface.to_owned(), what.into());
+        match source.kind() {
+            io::ErrorKind::PermissionDenied => NetError::PermissionDenied { interface, what },
+            _ => NetError::Request { interface, what, source },
+        }
+    }
+}
+
+/// The errno of a netlink error as an `io::Error`, so callers can match on its kind.
+pub(crate) fn to_io(error: rtnetlink::Error) -> io::Error {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => message.to_io(),
+        other => io::Error::other(other),
+    }
+}
+
+/// The raw errno of a netlink error, if the kernel sent one.
+pub(crate) fn errno(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => message.code.map(|code| code.get().abs()),
+        _ => None,
+    }
+}
