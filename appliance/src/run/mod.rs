@@ -1,11 +1,13 @@
-//! Start-up and the life of the daemon: open the store, build the names, start every service
-//! (each binds its sockets first, so a port in use fails the start with its address), serve
-//! until stopped, then close the store.
+//! Start-up and the life of the daemon: open the store, build the names, make the LAN interface
+//! ready, start every service (each binds its sockets first, so a port in use fails the start
+//! with its address) and the WAN task, serve until stopped, then close the store.
 //!
 //! - `services`: starting DNS, DHCP, the proxy and the admin API from the config.
+//! - `network`: the LAN interface at start, the WAN task, and what follows the WAN address.
 //! - `bind`: binding listeners, errors naming the address.
 
 mod bind;
+mod network;
 mod services;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::api::ServiceStates;
 use crate::apps;
 use crate::dhcp;
 use crate::names::{Directory, NameTable, Names};
+use crate::net::WanWatch;
 use crate::proxy;
 use crate::shutdown::Stop;
 use crate::state::Store;
@@ -33,6 +36,9 @@ pub(crate) struct Shared {
     pub routes: Arc<proxy::Routes>,
     pub ca: Option<Arc<tls::Ca>>,
     pub states: Arc<ServiceStates>,
+    /// The WAN state, published by the WAN task. NAT takes `wan.address()`: the WAN address
+    /// alone, which changes only when the address does.
+    pub wan: WanWatch,
     pub stop: Stop,
 }
 
@@ -87,10 +93,13 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         routes,
         ca,
         states: Arc::new(ServiceStates::default()),
+        wan: WanWatch::new(),
         stop: stop.clone(),
     };
+    network::prepare_lan(&shared.config).await?;
     let mut services = Services::new();
     services::start(&shared, leases, &mut services).await?;
+    network::start_wan(&shared, &mut services);
 
     let mut failed = None;
     while let Some(done) = services.join_next().await {
