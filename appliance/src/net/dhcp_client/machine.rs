@@ -164,7 +164,7 @@ impl Client {
             self.state = State::Rebooting { exchange, saved: lease };
             return vec![send];
         }
-        info!(address = %lease.address, "wan dhcp: the saved lease has run out; starting over");
+        info!(address = %lease.address, "wan dhcp: the saved lease has run out; back to discover");
         self.hint = Some(lease.address.addr());
         self.state = State::Init { at: now.at };
         let mut actions = vec![Action::Unbind(lease)];
@@ -210,7 +210,7 @@ impl Client {
             }
             State::Requesting { mut exchange, offer, server } => {
                 if exchange.sent >= REQUEST_ATTEMPTS {
-                    warn!(address = %offer.address, %server, "wan dhcp: no answer to our request; starting over");
+                    warn!(address = %offer.address, %server, "wan dhcp: no answer to our request; back to discover");
                     return self.restart(now, Vec::new());
                 }
                 let request = Request::Selecting { address: offer.address.addr(), server };
@@ -260,7 +260,7 @@ impl Client {
             }
             State::Rebinding { mut exchange, lease } => {
                 if now.at >= lease.expires_at() {
-                    warn!(address = %lease.address, "wan dhcp: the lease expired; removing the address and starting over");
+                    warn!(address = %lease.address, "wan dhcp: the lease expired; removing the address; back to discover");
                     self.hint = Some(lease.address.addr());
                     self.state = State::Init { at: now.at };
                     let mut actions = vec![Action::Unbind(lease)];
@@ -333,7 +333,7 @@ impl Client {
                     self.state = State::Requesting { exchange, offer, server };
                     return Vec::new();
                 }
-                warn!(address = %offer.address, %server, "wan dhcp: request refused (nak); starting over");
+                warn!(address = %offer.address, %server, "wan dhcp: request refused (nak); back to discover");
                 self.restart(now, Vec::new())
             }
             (State::Rebooting { exchange, saved }, MessageType::Ack) => {
@@ -370,7 +370,7 @@ impl Client {
                 | State::Rebinding { lease, .. },
                 MessageType::Nak,
             ) => {
-                warn!(address = %lease.address, "wan dhcp: the server refused our address (nak); removing it and starting over");
+                warn!(address = %lease.address, "wan dhcp: the server refused our address (nak); removing it; back to discover");
                 self.hint = None;
                 self.restart(now, vec![Action::Unbind(lease)])
             }

@@ -74,7 +74,7 @@ pub async fn run(settings: Settings, wan: &WanWatch, stop: &CancellationToken) {
     let saved = match file.load() {
         Ok(saved) => saved,
         Err(e) => {
-            warn!(error = %e, "wan dhcp: ignoring the lease file; starting without a saved lease");
+            warn!(error = %e, "wan dhcp: ignoring the lease file; no saved lease to ask for");
             None
         }
     };

@@ -38,7 +38,7 @@ pub struct WanSetup {
 /// whatever goes wrong (a missing interface, no DHCP server) is logged and tried again.
 pub async fn serve(setup: WanSetup, wan: WanWatch, stop: CancellationToken) -> std::io::Result<()> {
     let interface = setup.config.interface.clone();
-    info!(%interface, mode = setup.config.mode.as_str(), "wan starting");
+    info!(%interface, mode = setup.config.mode.as_str(), "wan task started");
     match setup.config.mode {
         WanMode::Host => follow::follow(&interface, None, &wan, &stop).await,
         WanMode::Static { address, gateway } => {
