@@ -51,3 +51,32 @@ pub(crate) fn errno(error: &rtnetlink::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroI32;
+
+    use rtnetlink::packet_core::ErrorMessage;
+
+    use super::*;
+
+    fn refused(errno: i32) -> rtnetlink::Error {
+        let mut message = ErrorMessage::default();
+        message.code = NonZeroI32::new(-errno);
+        rtnetlink::Error::NetlinkError(message)
+    }
+
+    #[test]
+    fn a_refusal_says_which_right_is_missing_and_other_errors_keep_their_errno() {
+        let denied = NetError::request("eth1", "add address 10.20.0.1/24", refused(1));
+        assert!(matches!(denied, NetError::PermissionDenied { .. }), "{denied:?}");
+        let text = denied.to_string();
+        assert!(text.contains("\"eth1\"") && text.contains("add address 10.20.0.1/24"), "{text}");
+        assert!(text.contains("CAP_NET_ADMIN"), "{text}");
+
+        let other = NetError::request("eth1", "set the link up", refused(19));
+        let NetError::Request { source, .. } = &other else { panic!("{other:?}") };
+        assert_eq!(source.raw_os_error(), Some(19));
+        assert_eq!(errno(&refused(17)), Some(17));
+    }
+}

@@ -9,10 +9,13 @@ use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use proximity_tests::appliance::binary;
 use proximity_tests::netns::Netns;
-use proximity_tests::process::{kill_child, spawn_logged};
+use proximity_tests::process::{kill_child, run_logged, spawn_logged};
 use proximity_tests::{GATEWAY, LAN_PREFIX, Lab, wait};
 
+/// How long a start that fails may take to exit.
+const EXIT_DEADLINE: Duration = Duration::from_secs(20);
 /// How long `ip monitor` may take to show an event.
 const MONITOR_DEADLINE: Duration = Duration::from_secs(10);
 /// An address of someone else's on the LAN interface, which the appliance must leave alone.
@@ -47,6 +50,27 @@ fn the_appliance_puts_the_gateway_on_the_lan_and_a_restart_changes_nothing() -> 
     );
     client.dhclient().stop()?;
     assert_eq!(client.dhclient().obtain()?.routers, [GATEWAY], "DHCP still served after the restart");
+    Ok(())
+}
+
+/// Without CAP_NET_ADMIN (a container not given the right) the appliance cannot put the gateway
+/// on the LAN: it exits at once and says which right it lacks, for which interface.
+#[test]
+fn a_lan_it_may_not_configure_is_a_clear_start_error() -> Result<()> {
+    let lab = Lab::builder().clients(0).gateway_by_harness(false).build()?;
+    let config = lab.config();
+    std::fs::create_dir_all(&config.state.dir)?;
+    let path = lab.dir().join("no-net-admin.toml");
+    std::fs::write(&path, config.to_toml()?)?;
+    let log = lab.dir().join("no-net-admin.log");
+    let mut cmd = lab.appliance_netns().command("setpriv");
+    cmd.args(["--bounding-set", "-net_admin", "--"]).arg(binary()?).arg("--config").arg(&path);
+    let status = run_logged(&mut cmd, &log, EXIT_DEADLINE)?;
+    let said = std::fs::read_to_string(&log)?;
+    assert!(!status.success(), "it started without the right to configure the LAN:\n{said}");
+    assert!(said.contains("not permitted to add address 10.20.0.1/24"), "{said}");
+    assert!(said.contains(lab.lan_iface()) && said.contains("CAP_NET_ADMIN"), "{said}");
+    assert_eq!(lab.appliance_netns().ipv4_addrs(lab.lan_iface())?, [], "nothing was configured");
     Ok(())
 }
 

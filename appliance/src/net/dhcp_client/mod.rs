@@ -40,7 +40,9 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::lease::{LeaseFile, Saved, SavedLease};
+use dhcproto::v4::Message;
+
+use self::lease::{Lease, LeaseFile, Saved, SavedLease};
 use self::machine::{Action, Client, Destination, Now};
 use self::messages::Identity;
 use super::netlink::{Link, Netlink};
@@ -54,6 +56,10 @@ pub const CLIENT_PORT: u16 = 68;
 pub const SERVER_PORT: u16 = 67;
 /// Largest datagram read; a reply longer than this is not one we asked for (option 57).
 const RECV_BUF: usize = 4096;
+/// How often a lease whose configuration failed is tried again.
+pub const REAPPLY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// No such device: the socket's interface is gone.
+const ENODEV: i32 = 19;
 
 /// What the client needs from the config.
 #[derive(Debug, Clone)]
@@ -91,7 +97,7 @@ pub async fn run(settings: Settings, wan: &WanWatch, stop: &CancellationToken) {
             continue;
         };
         let Some((netlink, socket)) = open(&link, stop).await else { return };
-        let mut driver = Driver { netlink, link, socket, wan, file: &file };
+        let mut driver = Driver { netlink, link, socket, wan, file: &file, unapplied: None, gone: None };
         if client.is_none() {
             let client_id =
                 saved.as_ref().map_or_else(|| Identity::client_id_of(mac), |s| s.client_id.clone());
@@ -120,14 +126,22 @@ struct Driver<'a> {
     socket: UdpSocket,
     wan: &'a WanWatch,
     file: &'a LeaseFile,
+    /// A lease whose configuration failed (and what it replaces), tried again every
+    /// [`REAPPLY_INTERVAL`]: until it is on the interface, no address is published.
+    unapplied: Option<(Lease, Option<Lease>)>,
+    /// Set when a send found the interface gone: the socket is opened again on the new one.
+    gone: Option<io::Error>,
 }
 
 impl Driver<'_> {
     /// Receives replies and wakes the client at its deadlines until `stop` (`Ok`) or the socket
-    /// fails (`Err`).
+    /// fails or its interface goes away (`Err`).
     async fn serve(&mut self, client: &mut Client, stop: &CancellationToken) -> io::Result<()> {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
+            if let Some(e) = self.gone.take() {
+                return Err(e);
+            }
             let deadline = tokio::time::Instant::from_std(client.deadline());
             tokio::select! {
                 () = stop.cancelled() => {
@@ -139,6 +153,11 @@ impl Driver<'_> {
                 () = tokio::time::sleep_until(deadline) => {
                     let actions = client.on_timer(now());
                     self.execute(client, actions).await;
+                }
+                () = tokio::time::sleep(REAPPLY_INTERVAL), if self.unapplied.is_some() => {
+                    if let Some((lease, previous)) = self.unapplied.take() {
+                        self.bind(client, lease, previous).await;
+                    }
                 }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
@@ -161,37 +180,10 @@ impl Driver<'_> {
     async fn execute(&mut self, client: &Client, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Send { message, to } => {
-                    let Some(bytes) = messages::encode(&message) else {
-                        warn!(xid = message.xid(), "wan dhcp: cannot encode our own message");
-                        continue;
-                    };
-                    let to = match to {
-                        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
-                        Destination::Server(ip) => SocketAddrV4::new(ip, SERVER_PORT),
-                    };
-                    let kind = message.opts().msg_type();
-                    match self.socket.send_to(&bytes, SocketAddr::V4(to)).await {
-                        Ok(_) => {
-                            debug!(%to, ?kind, xid = message.xid(), state = client.state_name(), "wan dhcp: sent")
-                        }
-                        Err(e) => {
-                            warn!(%to, ?kind, error = %e, "wan dhcp: send failed; retransmitting later")
-                        }
-                    }
-                }
-                Action::Bind { lease, previous } => {
-                    if let Err(e) = apply::bind(&self.netlink, &self.link, &lease, previous.as_ref()).await {
-                        warn!(address = %lease.address, error = %e, "wan dhcp: cannot configure the lease; trying again at the renewal");
-                    }
-                    self.wan.publish(WanState {
-                        address: Some(lease.address),
-                        gateway: lease.router,
-                        dns: lease.dns.clone(),
-                    });
-                    self.save(client, Some(SavedLease::of(&lease)));
-                }
+                Action::Send { message, to } => self.send(client, &message, to).await,
+                Action::Bind { lease, previous } => self.bind(client, lease, previous).await,
                 Action::Unbind(lease) => {
+                    self.unapplied = None;
                     if let Err(e) = apply::unbind(&self.netlink, &self.link, &lease).await {
                         warn!(address = %lease.address, error = %e, "wan dhcp: cannot remove the ended lease");
                     }
@@ -202,10 +194,49 @@ impl Driver<'_> {
         }
     }
 
+    async fn send(&mut self, client: &Client, message: &Message, to: Destination) {
+        let Some(bytes) = messages::encode(message) else {
+            warn!(xid = message.xid(), "wan dhcp: cannot encode our own message");
+            return;
+        };
+        let to = match to {
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
+            Destination::Server(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+        };
+        let kind = message.opts().msg_type();
+        match self.socket.send_to(&bytes, SocketAddr::V4(to)).await {
+            Ok(_) => debug!(%to, ?kind, xid = message.xid(), state = client.state_name(), "wan dhcp: sent"),
+            // The device the socket is bound to is gone (a replaced NIC): open it again.
+            Err(e) if e.raw_os_error() == Some(ENODEV) => self.gone = Some(e),
+            Err(e) => warn!(%to, ?kind, error = %e, "wan dhcp: send failed; retransmitting later"),
+        }
+    }
+
+    /// Puts `lease` on the interface, then publishes and saves it; a failure is tried again.
+    async fn bind(&mut self, client: &Client, lease: Lease, previous: Option<Lease>) {
+        match apply::bind(&self.netlink, &self.link, &lease, previous.as_ref()).await {
+            Ok(()) => {
+                self.unapplied = None;
+                self.wan.publish(WanState {
+                    address: Some(lease.address),
+                    gateway: lease.router,
+                    dns: lease.dns.clone(),
+                });
+            }
+            Err(e) => {
+                warn!(address = %lease.address, error = %e, "wan dhcp: cannot configure the lease; trying again");
+                self.wan.publish(WanState::default());
+                self.unapplied = Some((lease.clone(), previous));
+            }
+        }
+        // Saved either way: the server gave it to us, and a restart should ask for it again.
+        self.save(client, Some(SavedLease::of(&lease)));
+    }
+
     fn save(&self, client: &Client, lease: Option<SavedLease>) {
         let saved = Saved { client_id: client.identity().client_id.clone(), lease };
         if let Err(e) = self.file.store(&saved) {
-            warn!(error = %e, "wan dhcp: cannot save the lease; a restart will start over with a DISCOVER");
+            warn!(error = %e, "wan dhcp: cannot save the lease; a restart will begin with a DISCOVER");
         }
     }
 }
