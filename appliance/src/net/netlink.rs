@@ -3,7 +3,6 @@
 //! and failing with a [`NetError`] that names the interface. Optionally the connection also
 //! carries the kernel's change notifications ([`Events`]), as `ip monitor` does.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::stream::BoxStream;
@@ -288,18 +287,4 @@ fn default_route(message: &RouteMessage) -> Option<DefaultRoute> {
         }
     }
     (table == u32::from(RouteHeader::RT_TABLE_MAIN)).then_some(route)
-}
-
-/// Whether `error` says the interface went away (a request raced its removal).
-pub fn is_gone(error: &NetError) -> bool {
-    match error {
-        NetError::NoInterface(_) => true,
-        NetError::Request { source, .. } => source.raw_os_error() == Some(ENODEV),
-        _ => false,
-    }
-}
-
-/// An I/O error for "no such interface", for callers that report through `io::Error`.
-pub fn no_interface(name: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("interface {name:?} does not exist"))
 }

@@ -5,7 +5,7 @@
 //! expiry) is unit-tested with made-up times, and the driver in `mod.rs` only does I/O.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dhcproto::v4::{Message, MessageType, Opcode};
 use ipnet::Ipv4Net;
@@ -13,24 +13,13 @@ use tracing::{debug, info, warn};
 
 use super::lease::{Lease, SavedLease};
 use super::messages::{self, Identity, Offered, Rejected, Request};
+use super::timing::{self, Rng};
 
-/// The first retransmission's delay (RFC 2131 4.1), doubled for each next one up to
-/// [`MAX_RETRANSMIT`], each moved by up to [`JITTER`] either way so clients that started
-/// together do not stay in step.
-pub const FIRST_RETRANSMIT: Duration = Duration::from_secs(4);
-pub const MAX_RETRANSMIT: Duration = Duration::from_secs(64);
-pub const JITTER: Duration = Duration::from_millis(JITTER_MS);
-const JITTER_MS: u64 = 1000;
 /// REQUESTs sent for an offer before going back to DISCOVER (about a minute with the backoff).
 pub const REQUEST_ATTEMPTS: u32 = 4;
 /// REQUESTs sent at INIT-REBOOT before using the saved lease as it is (RFC 2131 3.2 allows it
 /// for the rest of the lease): a restart while the server is away keeps the address.
 pub const REBOOT_ATTEMPTS: u32 = 2;
-/// The shortest wait between REQUESTs while renewing or rebinding (RFC 2131 4.4.5).
-pub const MIN_EXTEND_RETRANSMIT: Duration = Duration::from_secs(60);
-/// The wait before starting over after a NAK (or an offer nobody acknowledged), doubled after
-/// each one in a row up to [`MAX_RETRANSMIT`]: a server that NAKs everything is not flooded.
-pub const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// The current time on both clocks: monotonic for timers, wall clock for the lease file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +185,7 @@ impl Client {
                 let mut exchange = self.exchange(now.at);
                 let discover = messages::discover(&self.identity, exchange.xid, 0, self.hint);
                 exchange.sent = 1;
-                exchange.next = now.at + self.backoff(1);
+                exchange.next = now.at + timing::retransmit_delay(1, &mut self.rng);
                 self.state = State::Selecting(exchange);
                 vec![Action::Send { message: discover, to: Destination::Broadcast }]
             }
@@ -204,7 +193,7 @@ impl Client {
                 let secs = secs(&exchange, now);
                 let discover = messages::discover(&self.identity, exchange.xid, secs, self.hint);
                 exchange.sent += 1;
-                exchange.next = now.at + self.backoff(exchange.sent);
+                exchange.next = now.at + timing::retransmit_delay(exchange.sent, &mut self.rng);
                 self.state = State::Selecting(exchange);
                 vec![Action::Send { message: discover, to: Destination::Broadcast }]
             }
@@ -240,7 +229,7 @@ impl Client {
                 debug!(address = %lease.address, server = %lease.server, "wan dhcp: renewing");
                 let mut exchange = self.exchange(now.at);
                 let send = self.extend(&mut exchange, now, &lease, Destination::Server(lease.server));
-                exchange.next = extend_next(now.at, lease.rebind_at());
+                exchange.next = timing::extend_next(now.at, lease.rebind_at());
                 self.state = State::Renewing { exchange, lease };
                 vec![send]
             }
@@ -249,12 +238,12 @@ impl Client {
                     info!(address = %lease.address, server = %lease.server, "wan dhcp: no answer from our server; rebinding with any server");
                     let mut exchange = self.exchange(now.at);
                     let send = self.extend(&mut exchange, now, &lease, Destination::Broadcast);
-                    exchange.next = extend_next(now.at, lease.expires_at());
+                    exchange.next = timing::extend_next(now.at, lease.expires_at());
                     self.state = State::Rebinding { exchange, lease };
                     return vec![send];
                 }
                 let send = self.extend(&mut exchange, now, &lease, Destination::Server(lease.server));
-                exchange.next = extend_next(now.at, lease.rebind_at());
+                exchange.next = timing::extend_next(now.at, lease.rebind_at());
                 self.state = State::Renewing { exchange, lease };
                 vec![send]
             }
@@ -268,7 +257,7 @@ impl Client {
                     return actions;
                 }
                 let send = self.extend(&mut exchange, now, &lease, Destination::Broadcast);
-                exchange.next = extend_next(now.at, lease.expires_at());
+                exchange.next = timing::extend_next(now.at, lease.expires_at());
                 self.state = State::Rebinding { exchange, lease };
                 vec![send]
             }
@@ -435,9 +424,7 @@ impl Client {
     /// Back to INIT after a delay that grows with each restart in a row.
     fn restart(&mut self, now: Now, mut actions: Vec<Action>) -> Vec<Action> {
         self.restarts = self.restarts.saturating_add(1);
-        let doublings = self.restarts.saturating_sub(1).min(6);
-        let delay = (FIRST_RESTART_DELAY * (1 << doublings)).min(MAX_RETRANSMIT);
-        self.state = State::Init { at: now.at + delay };
+        self.state = State::Init { at: now.at + timing::restart_delay(self.restarts) };
         actions.extend(self.on_timer(now));
         actions
     }
@@ -450,7 +437,7 @@ impl Client {
     fn send(&mut self, exchange: &mut Exchange, now: Now, request: Request, to: Destination) -> Action {
         let message = messages::request(&self.identity, exchange.xid, secs(exchange, now), request);
         exchange.sent += 1;
-        exchange.next = now.at + self.backoff(exchange.sent);
+        exchange.next = now.at + timing::retransmit_delay(exchange.sent, &mut self.rng);
         Action::Send { message, to }
     }
 
@@ -458,14 +445,6 @@ impl Client {
     fn extend(&mut self, exchange: &mut Exchange, now: Now, lease: &Lease, to: Destination) -> Action {
         let request = Request::Extending { address: lease.address.addr() };
         self.send(exchange, now, request, to)
-    }
-
-    /// The wait after the `sent`th transmission: 4 s, 8 s, ... 64 s, each within a second either way.
-    fn backoff(&mut self, sent: u32) -> Duration {
-        let doublings = sent.saturating_sub(1).min(4);
-        let base = (FIRST_RETRANSMIT * (1 << doublings)).min(MAX_RETRANSMIT);
-        let jitter_ms = u64::from(self.rng.next_u32()) % (2 * JITTER_MS + 1);
-        (base + Duration::from_millis(jitter_ms)).saturating_sub(JITTER)
     }
 }
 
@@ -481,35 +460,9 @@ fn state_name(state: &State) -> &'static str {
     }
 }
 
-/// The next REQUEST while extending a lease until `until` (T2 or the expiry): half the time
-/// left, at least [`MIN_EXTEND_RETRANSMIT`], never past `until`.
-fn extend_next(now: Instant, until: Instant) -> Instant {
-    let half = until.saturating_duration_since(now) / 2;
-    (now + half.max(MIN_EXTEND_RETRANSMIT)).min(until)
-}
-
 /// Seconds since the exchange started, for the `secs` field.
 fn secs(exchange: &Exchange, now: Now) -> u16 {
     u16::try_from(now.at.saturating_duration_since(exchange.started).as_secs()).unwrap_or(u16::MAX)
-}
-
-/// xorshift64*: transaction ids and jitter need to differ between clients, not to be secret.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next_u32(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use dhcproto::v4::{DhcpOption, OptionCode};
 
 use super::*;
+use crate::net::dhcp_client::timing::JITTER;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const OFFERED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);

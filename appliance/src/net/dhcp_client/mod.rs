@@ -7,6 +7,7 @@
 //! - [`machine`]: the protocol decisions, pure and unit-tested.
 //! - [`messages`]: the requests we build and the replies we read (checked, never trusted).
 //! - [`lease`]: the lease's timers, and its file.
+//! - [`timing`]: retransmission backoff and jitter, the pace of renewals and restarts.
 //! - `apply`: the lease on the interface over rtnetlink.
 //! - here: the driver, the socket and the netlink connection, and waiting for the interface.
 //!
@@ -28,6 +29,7 @@
 pub mod lease;
 pub mod machine;
 pub mod messages;
+pub mod timing;
 
 mod apply;
 
