@@ -36,13 +36,13 @@ mod apply;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
+use std::time::Duration;
 
+use dhcproto::v4::Message;
 use ipnet::Ipv4Net;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-use dhcproto::v4::Message;
 
 use self::lease::{Lease, LeaseFile, Saved, SavedLease};
 use self::machine::{Action, Client, Destination, Now};
@@ -59,7 +59,7 @@ pub const SERVER_PORT: u16 = 67;
 /// Largest datagram read; a reply longer than this is not one we asked for (option 57).
 const RECV_BUF: usize = 4096;
 /// How often a lease whose configuration failed is tried again.
-pub const REAPPLY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+pub const REAPPLY_INTERVAL: Duration = Duration::from_secs(5);
 /// No such device: the socket's interface is gone.
 const ENODEV: i32 = 19;
 
@@ -107,6 +107,9 @@ pub async fn run(settings: Settings, wan: &WanWatch, stop: &CancellationToken) {
             let fresh = client.insert(Client::new(identity, settings.lan, seed(mac)));
             let actions = fresh.start(now(), saved.as_ref().and_then(|s| s.lease.as_ref()));
             driver.execute(fresh, actions).await;
+        } else if let Some((client, lease)) = client.as_ref().and_then(|c| Some((c, c.lease()?.clone()))) {
+            // Opened again on a new interface (a replaced NIC): it has none of the lease yet.
+            driver.bind(client, lease, None).await;
         }
         let Some(client) = client.as_mut() else { continue };
         match driver.serve(client, stop).await {
