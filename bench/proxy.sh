@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # bench/proxy.sh: reverse-proxy benchmark of proximity-appliance against nginx and Caddy, with
-# wrk (HTTP/1.1) and h2load (HTTP/2 over TLS), in the same run on this machine. Each proxy gets
-# its own pair of network namespaces (proxy ns + client ns joined by a veth pair) and a leg into
-# one shared LAN bridge where the one backend (an nginx serving fixed bodies) lives; no packet
-# leaves them.
+# wrk (HTTP/1.1) and h2load (HTTP/2 over TLS), in the same run on this machine; with hyper-floor
+# (appliance/examples/hyper_floor.rs, a bare hyper HTTP/1.1 proxy) as the floor of a hyper-based
+# proxy. Each proxy gets its own pair of network namespaces (proxy ns + client ns joined by a veth
+# pair) and a leg into one shared LAN bridge where the one backend (an nginx serving fixed
+# bodies) lives; no packet leaves them.
 #
-# Every proxy routes by Host (app.prox.local) to the same backend. Cases: a 6-byte body and a
-# 64 KiB body over HTTP/1.1 keep-alive (wrk, 64 connections), the small body over HTTP/2 with
-# TLS (h2load, 8 connections x 8 streams: 64 in flight too); the backend alone as a reference.
-# Rounds are interleaved, the median round is reported: requests/s, p50/p99 latency, errors,
-# CPU, RSS and the ratios ours/nginx and ours/caddy. Then, for ours, the time from registering an
-# app (POST /v1/apps) to the first request it proxies. See bench/README.md for how to read it.
+# Every proxy routes by Host (app.prox.local) to the same backend (hyper-floor sends everything
+# there). Cases: a 6-byte body and a 64 KiB body over HTTP/1.1 keep-alive (wrk, 64 connections),
+# the small body over HTTP/2 with TLS (h2load, 8 connections x 8 streams: 64 in flight too; not
+# hyper-floor); the backend alone as a reference. Rounds are interleaved, the median round is
+# reported: requests/s, p50/p99 latency, errors, CPU, RSS and the ratios ours/nginx, ours/caddy,
+# hyper-floor/nginx and ours/hyper-floor. Then, for ours, the time from registering an app
+# (POST /v1/apps) to the first request it proxies. See bench/README.md for how to read it.
 #
 # Usage: sudo bench/proxy.sh [--quick] [options]      (--help lists them)
 # shellcheck disable=SC2034  # LAN_PREFIX, CLIENT_ADDR, STOP_LIMIT_S, PIDS...: read by lib.sh
@@ -22,6 +24,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OURS_BIN=${OURS_BIN:-"$ROOT/target/release/proximity-appliance"}   # override to bench another build
+HYPER_BIN=${HYPER_BIN:-"$ROOT/target/release/examples/hyper_floor"}  # the hyper-floor reference
 
 # The clients' side: every proxy ns has srv0 = 10.30.0.1, its client ns cli0 = 10.30.0.2
 # (make_lan_pair, lib.sh). The proxies listen there, as the appliance listens on its WAN side.
@@ -30,7 +33,7 @@ SERVER_ADDR=10.30.0.1
 CLIENT_ADDR=10.30.0.2
 # The LAN: one bridge (br0) in <tag>-lan holding the backend; each proxy has a leg lan0 into it.
 BACKEND_ADDR=10.20.0.10
-declare -A LAN_ADDR=([ours]=10.20.0.1 [nginx]=10.20.0.2 [caddy]=10.20.0.3 [backend]=10.20.0.200)
+declare -A LAN_ADDR=([ours]=10.20.0.1 [nginx]=10.20.0.2 [caddy]=10.20.0.3 [hyper]=10.20.0.4 [backend]=10.20.0.200)
 LAN_NET_PREFIX=24                     # ours: lan.address 10.20.0.1/24 holds the backend
 APP=app                               # the app's name; requests carry Host: app.prox.local
 DOMAIN=prox.local
@@ -54,16 +57,18 @@ ERROR_MAX_PCT=0.1                     # a run with more failed requests than thi
 REGISTRATIONS=10                      # registration-to-first-success measurements (ours)
 REG_LIMIT_S=10                        # a new app must answer within this
 
-QUICK=0; BUILD=1; SECS=""; ROUNDS=""; WAIT_QUIET=0; CASES="small,64k,h2"; SERVERS="backend,ours,nginx,caddy"; CPU_CAP_PCT=50
+QUICK=0; BUILD=1; SECS=""; ROUNDS=""; WAIT_QUIET=0; CASES="small,64k,h2"; SERVERS="backend,ours,nginx,caddy,hyper"; CPU_CAP_PCT=50
 
 usage() {
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
 Options:
   --quick           short run: 3 s runs, one round (about 2 minutes instead of 7)
-  --no-build        use the existing target/release/proximity-appliance
-  --servers LIST    comma-separated subset of backend,ours,nginx,caddy (default: all four)
+  --no-build        use the existing target/release/proximity-appliance (and
+                    target/release/examples/hyper_floor)
+  --servers LIST    comma-separated subset of backend,ours,nginx,caddy,hyper (default: all five);
+                    hyper = hyper-floor, a bare hyper HTTP/1.1 proxy (no h2 case)
   --cases LIST      small (6 B body, HTTP/1.1), 64k (64 KiB body, HTTP/1.1), h2 (6 B, HTTP/2
                     over TLS); default all three
   --secs N          length of each wrk/h2load run (default 10, --quick 3)
@@ -74,7 +79,8 @@ Options:
   --wait-quiet S    first wait up to S seconds for other processes to use under 15% CPU
   -h, --help        this text
 PROXY_CONNS in the environment changes the requests in flight (64: wrk's connections, h2load's
-streams over all its connections), PROXY_H2_STREAMS the h2 streams per connection (8).
+streams over all its connections), PROXY_H2_STREAMS the h2 streams per connection (8); OURS_BIN
+and HYPER_BIN the binaries run.
 Exit status: 0 done (read the report: a server may have failed), 1 error, 2 tools missing.
 EOF
 }
@@ -132,11 +138,11 @@ done
 [ ${#ORDER_CASES[@]} -gt 0 ] || { echo "proxy.sh: no case selected" >&2; exit 1; }
 ORDER=()
 IFS=, read -r -a _list <<<"$SERVERS"
-for s in backend ours nginx caddy; do        # fixed order, whatever the order given
+for s in backend ours nginx caddy hyper; do  # fixed order, whatever the order given
     for x in "${_list[@]}"; do [ "$x" = "$s" ] && ORDER+=("$s"); done
 done
 for x in "${_list[@]}"; do
-    case "$x" in backend|ours|nginx|caddy) ;; *) echo "proxy.sh: unknown server: $x" >&2; exit 1 ;; esac
+    case "$x" in backend|ours|nginx|caddy|hyper) ;; *) echo "proxy.sh: unknown server: $x" >&2; exit 1 ;; esac
 done
 [ ${#ORDER[@]} -gt 0 ] || { echo "proxy.sh: no server selected" >&2; exit 1; }
 
@@ -152,7 +158,9 @@ pin_cpus                                 # lib.sh: SRV_CPU (CPU 0), GEN_CPU (CPU
 results_dir proxy                        # OUT, RAW, STATE; cd "$OUT"
 TAG="pxp$$"                              # namespaces: pxp<pid>-<server>-{s,c}, pxp<pid>-lan
 
-name() { case "$1" in ours) echo "proximity" ;; backend) echo "backend" ;; *) echo "$1" ;; esac; }
+name() { case "$1" in ours) echo "proximity" ;; hyper) echo "hyper-floor" ;; backend) echo "backend" ;; *) echo "$1" ;; esac; }
+# The short name of the ratio lines (ours/nginx, hyper-floor/nginx, ours/hyper-floor).
+rname() { case "$1" in hyper) echo "hyper-floor" ;; *) echo "$1" ;; esac; }
 case_name() {
     case "$1" in
         small) echo "small: GET $SMALL_PATH (6-byte body), HTTP/1.1 keep-alive, wrk -c$CONNS" ;;
@@ -394,6 +402,16 @@ start_ours() {
     SRV_PID=$!
 }
 
+# hyper-floor: the bare hyper proxy (appliance/examples/hyper_floor.rs), run as ours is: its own
+# namespace, CPU 0, nice -5, its cgroup, the same backend. It forwards everything to the backend,
+# whatever the Host, and speaks plain HTTP/1.1 only (no h2 case).
+start_hyper() {
+    local enter=(); mapfile -d '' -t enter < <(cg_enter hyper)
+    "${enter[@]}" ip netns exec "$TAG-hyper-s" "${SRV_CPU[@]}" nice -n -5 \
+        "$HYPER_BIN" "$SERVER_ADDR:80" "$BACKEND_ADDR:80" >"$2" 2>&1 &
+    SRV_PID=$!
+}
+
 # backend_pin CPU: moves the backend (master and worker, every thread) to CPU.
 backend_pin() {
     [ ${#SRV_CPU[@]} -gt 0 ] || return 0
@@ -444,14 +462,15 @@ check_answers() {
     [ "$a" = "200 6" ] && CASE_OK[$srv:small]=1
     [ "$b" = "200 $BIG_BYTES" ] && CASE_OK[$srv:64k]=1
     msg="$(name "$srv"): GET $SMALL_PATH -> ${a:-no answer}, GET $BIG_PATH -> ${b:-no answer}"
-    if [ "$srv" != backend ]; then
+    if [ "$srv" != backend ] && [ "$srv" != hyper ]; then
         c=$(h2_get "$srv"); [ "$c" = "200 2 6" ] && CASE_OK[$srv:h2]=1
         msg="$msg, https h2 GET $SMALL_PATH -> ${c:-no answer} (status, HTTP version, bytes)"
     fi
     log "  $msg"
-    # A wrong host must not reach the backend: routing is by Host.
+    # A wrong host must not reach the backend: routing is by Host (not hyper-floor's: it has none).
+    case "$srv" in backend|hyper) return 0 ;; esac
     local w; w=$(http_get "$srv" "$SMALL_PATH" nosuch.example)
-    [ "$srv" != backend ] && [ "$w" = "200 6" ] && log "  WARNING: $(name "$srv") passes Host nosuch.example to the backend too"
+    [ "$w" = "200 6" ] && log "  WARNING: $(name "$srv") passes Host nosuch.example to the backend too"
     return 0
 }
 
@@ -565,7 +584,7 @@ run_load() {
     [ "$kind" = warmup ] && return 0
     local n rps avg p50 p90 p99 mx bad se errp
     IFS=$'\t' read -r n rps _ p50 p90 p99 mx bad se errp <<<"$line"
-    log "$(printf '  %-9s %-5s %-3s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
+    log "$(printf '  %-11s %-5s %-3s r%s %9s req/s  p50 %7s ms  p99 %7s ms  max %8s ms  errors %s%s  CPU srv %s%% backend %s%% gen %s%%  RSS %s KiB' \
         "$(name "$srv")" "$cse" "$kind" "$round" "$rps" "$p50" "$p99" "$mx" "$((bad + se))" \
         "$( [ $((bad + se)) -gt 0 ] && echo " (non-2xx $bad, socket $se)")" "${srv_cpu:--}" "${bk_cpu:--}" "${gen_cpu:--}" "${rss:--}")"
     # More than 1% of the requests on a new backend connection: the pool did not hold.
@@ -655,9 +674,22 @@ median_of() { grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) 
 minmax_of() { grep -E '^[0-9.]+$' | sort -n | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR) printf "%s-%s", a, b; else print "-" }'; }
 
 # ---------------------------------------------------------------------------------------------
-# Start: machine state, versions, build ours (busy_pct, machine_cpu, own_cpu: lib.sh)
+# Start: machine state, versions, build ours and hyper-floor (busy_pct, machine_cpu, own_cpu: lib.sh)
 
-log "reverse-proxy benchmark: wrk and h2load through proximity-appliance, nginx and Caddy to one backend"
+# build_hyper: cargo build --release of the hyper-floor example, logged to $RAW/build-hyper.log; its status.
+build_hyper() {
+    log "building: cargo build --release --example hyper_floor -p proximity-appliance (log: $RAW/build-hyper.log)"
+    CARGO=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
+    ( cd "$ROOT" && timeout 1200 "$CARGO" build --release --example hyper_floor -p proximity-appliance ) >"$RAW/build-hyper.log" 2>&1 &
+    bpid=$!; PIDS[$bpid]=cargo
+    wait_pid "$bpid"
+}
+# tree_at BIN: "built <date>, tree at <commit>[ + uncommitted changes]" (changes under appliance/ or config/).
+tree_at() {
+    echo "built $(date -r "$1" '+%Y-%m-%d %H:%M'), tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$ROOT" status --porcelain -- appliance config 2>/dev/null)" ] && echo ' + uncommitted changes')"
+}
+
+log "reverse-proxy benchmark: wrk and h2load through proximity-appliance, nginx and Caddy to one backend$([[ " ${ORDER[*]} " == *" hyper "* ]] && echo "; wrk through hyper-floor (the bare hyper reference)")"
 log "results: $OUT"
 log "machine: $(nproc) CPUs, kernel $(uname -r); $(wrk -v 2>&1 | awk 'NR == 1 { print "wrk " $2 }'), $(h2load --version 2>&1 | awk 'NR == 1 { print $2 }'), $(nginx -v 2>&1 | sed 's/.*: //'), caddy $(caddy version 2>/dev/null | awk '{ print $1 }')"
 
@@ -668,11 +700,18 @@ if [[ " ${ORDER[*]} " == *" ours "* ]]; then
     fi
     if [ -z "${FAILED[ours]:-}" ] && [ ! -x "$OURS_BIN" ]; then FAILED[ours]="no binary at $OURS_BIN"; fi
     if [ -z "${FAILED[ours]:-}" ]; then
-        log "ours: $OURS_BIN, built $(date -r "$OURS_BIN" '+%Y-%m-%d %H:%M'), tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$ROOT" status --porcelain -- appliance config 2>/dev/null)" ] && echo ' + uncommitted changes')"
+        log "ours: $OURS_BIN, $(tree_at "$OURS_BIN")"
         mkdir -p "$STATE/validate"; write_ours_config "$STATE/validate"
         "$OURS_BIN" --config "$STATE/validate/proximity.toml" --validate >"$RAW/ours-validate.log" 2>&1 ||
             FAILED[ours]="the benchmark config does not pass --validate (log: $RAW/ours-validate.log)"
     fi
+fi
+if [[ " ${ORDER[*]} " == *" hyper "* ]]; then
+    if [ "$BUILD" = 1 ]; then
+        build_hyper || FAILED[hyper]="cargo build --release --example hyper_floor -p proximity-appliance failed (log: $RAW/build-hyper.log)"
+    fi
+    if [ -z "${FAILED[hyper]:-}" ] && [ ! -x "$HYPER_BIN" ]; then FAILED[hyper]="no binary at $HYPER_BIN"; fi
+    [ -z "${FAILED[hyper]:-}" ] && log "hyper-floor: $HYPER_BIN, $(tree_at "$HYPER_BIN")"
 fi
 
 make_data || { log "cannot create the backend's files or the certificate (log: $RAW/openssl.log)"; exit 1; }
@@ -758,8 +797,10 @@ LIVE=(); for s in "${ORDER[@]}"; do [ -z "${FAILED[$s]:-}" ] && [ -n "${SRVPID[$
 
 read -r M0_BUSY M0_ALL <<<"$(machine_cpu)"; times >"$OUT/.times"; OWN0=$(own_cpu)
 alive() { [ -n "${SRVPID[$1]:-}" ] && kill -0 "${SRVPID[$1]}" 2>/dev/null; }
-# in_case SRV CASE: whether SRV is measured in CASE (the backend has no TLS; a failed check skips).
-in_case() { [ "$1:$2" != backend:h2 ] && [ -n "${CASE_OK[$1:$2]:-}" ]; }
+# no_case SRV CASE: SRV has no CASE (the backend has no TLS, hyper-floor no TLS nor HTTP/2).
+no_case() { case "$1:$2" in backend:h2|hyper:h2) return 0 ;; *) return 1 ;; esac; }
+# in_case SRV CASE: whether SRV is measured in CASE (a failed check skips).
+in_case() { ! no_case "$1" "$2" && [ -n "${CASE_OK[$1:$2]:-}" ]; }
 # kinds CASE: the kinds of runs of CASE: run (whole core), and cap (the small case, with a cgroup).
 kinds() { echo run; [ "$1" != h2 ] && [ "$CPU_CAP_PCT" -gt 0 ] && [ -n "$CG_BASE" ] && echo cap; }
 # run_one SRV CASE KIND ROUND SECS: the backend-alone runs move the backend to the server's core.
@@ -774,7 +815,7 @@ for cse in "${ORDER_CASES[@]}"; do
     log "--- $(case_name "$cse") ---"
     for s in "${LIVE[@]}"; do
         if in_case "$s" "$cse"; then alive "$s" && run_one "$s" "$cse" warmup 0 "$WARM_SECS" >/dev/null
-        elif [ "$s:$cse" != backend:h2 ]; then log "  $(name "$s"): not measured: its answer to this case's request was wrong (above)"; fi
+        elif ! no_case "$s" "$cse"; then log "  $(name "$s"): not measured: its answer to this case's request was wrong (above)"; fi
     done
     for kind in $(kinds "$cse"); do
         if [ "$kind" = cap ]; then for s in "${LIVE[@]}"; do [ "$s" != backend ] && cg_cap "$s" "$CPU_CAP_PCT"; done; fi
@@ -850,23 +891,25 @@ for cse in "${ORDER_CASES[@]}"; do
     log "--- $(case_name "$cse") ---"
     for kind in $(kinds "$cse"); do
     [ "$kind" = cap ] && log "" && log "  $(kind_label cap) (cgroup quota), the backend and wrk as before:"
-    log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %6s %5s %5s %8s' server "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" errors "srv%" "bk%" "gen%" "RSS MiB")"
+    log "$(printf '%-11s %9s %8s %8s %8s %8s %7s %6s %5s %5s %8s' server "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" errors "srv%" "bk%" "gen%" "RSS MiB")"
     for s in "${ORDER[@]}"; do
         line=$(median_run "$s" "$cse" "$kind"); [ -n "$line" ] || continue
         V[$s:$cse]=$line
         IFS=$'\t' read -r _ _ _ _ _ _ rps _ p50 p90 p99 mx bad se errp scpu bcpu gcpu rss <<<"$line"
         flag=""; awk -v e="$errp" -v m="$ERROR_MAX_PCT" 'BEGIN { exit !(e > m) }' && flag="  <- ${errp}% failed: not a valid run"
-        log "$(printf '%-10s %9s %8s %8s %8s %8s %7s %5s%% %4s%% %4s%% %8s%s' "$( [ "$s" = backend ] && echo "backend*" || name "$s")"             "$rps" "$p50" "$p90" "$p99" "$mx" "$((bad + se))" "$scpu" "$bcpu" "$gcpu" "$(mib "$rss")" "$flag")"
+        log "$(printf '%-11s %9s %8s %8s %8s %8s %7s %5s%% %4s%% %4s%% %8s%s' "$( [ "$s" = backend ] && echo "backend*" || name "$s")"             "$rps" "$p50" "$p90" "$p99" "$mx" "$((bad + se))" "$scpu" "$bcpu" "$gcpu" "$(mib "$rss")" "$flag")"
     done
     [ "$kind" = run ] && [ -n "${V[backend:$cse]:-}" ] && log "(* backend alone: the backend on CPU 0, wrk straight to it: the ceiling of one core serving this directly)"
-    for peer in nginx caddy; do
-        [ -n "${V[ours:$cse]:-}" ] && [ -n "${V[$peer:$cse]:-}" ] || continue
-        IFS=$'\t' read -r _ _ _ _ _ _ orps _ op50 _ op99 _ _ _ oerr ocpu _ _ orss <<<"${V[ours:$cse]}"
+    # Ratios A/B: ours against the peers, then the hyper-floor reference against nginx and ours against it.
+    for pair in ours:nginx ours:caddy hyper:nginx ours:hyper; do
+        me=${pair%%:*} peer=${pair#*:}
+        [ -n "${V[$me:$cse]:-}" ] && [ -n "${V[$peer:$cse]:-}" ] || continue
+        IFS=$'\t' read -r _ _ _ _ _ _ orps _ op50 _ op99 _ _ _ oerr ocpu _ _ orss <<<"${V[$me:$cse]}"
         IFS=$'\t' read -r _ _ _ _ _ _ prps _ pp50 _ pp99 _ _ _ _ pcpu _ _ prss <<<"${V[$peer:$cse]}"
         ocpr=$(awk -v c="$ocpu" -v q="$orps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
         pcpr=$(awk -v c="$pcpu" -v q="$prps" 'BEGIN { if (q > 0 && c ~ /^[0-9]+$/) printf "%.9f", c / q }')
-        log "$(printf 'ours/%-6s req/s %s  p50 %s  p99 %s  CPU/request %s  RSS %s' "$peer" "$(ratio "$orps" "$prps")"             "$(ratio "$op50" "$pp50")" "$(ratio "$op99" "$pp99")" "$(ratio "$ocpr" "$pcpr")" "$(ratio "$orss" "$prss")")"
-        if [ "$peer" = nginx ]; then
+        log "$(printf '%-11s req/s %s  p50 %s  p99 %s  CPU/request %s  RSS %s' "$(rname "$me")/$(rname "$peer")" "$(ratio "$orps" "$prps")"             "$(ratio "$op50" "$pp50")" "$(ratio "$op99" "$pp99")" "$(ratio "$ocpr" "$pcpr")" "$(ratio "$orss" "$prss")")"
+        if [ "$pair" = ours:nginx ]; then
             target="MET"
             awk -v a="$orps" -v b="$prps" -v x="$op99" -v y="$pp99" -v e="$oerr" -v m="$ERROR_MAX_PCT"                 'BEGIN { exit !(a >= b && x <= y && e <= m) }' || target="NOT MET"
             log "  target (requests/s at least nginx's, p99 no worse than nginx's), $cse, $(kind_label "$kind"): $target: ours $orps req/s p99 $op99 ms, nginx $prps req/s p99 $pp99 ms"
@@ -881,10 +924,10 @@ for cse in "${ORDER_CASES[@]}"; do
     done
 done
 log ""
-log "$(printf '%-10s %9s %9s' server "RSS idle" "RSS end")"
+log "$(printf '%-11s %9s %9s' server "RSS idle" "RSS end")"
 for s in "${ORDER[@]}"; do
     [ -n "${RSS_IDLE[$s]:-}" ] || continue
-    log "$(printf '%-10s %7s M %7s M' "$(name "$s")" "$(mib "${RSS_IDLE[$s]:-}")" "$(mib "${RSS_END[$s]:-}")")"
+    log "$(printf '%-11s %7s M %7s M' "$(name "$s")" "$(mib "${RSS_IDLE[$s]:-}")" "$(mib "${RSS_END[$s]:-}")")"
 done
 log "(RSS: the server's processes summed, nginx master + worker; idle = after start, end = after all runs)"
 if [ "$REGISTRATIONS" -gt 0 ]; then
@@ -909,7 +952,8 @@ if [ "$REGISTRATIONS" -gt 0 ]; then
     [ -z "${REG_OK[ours]:-}" ] && log "proximity: not measured$( [ -n "${FAILED[ours]:-}" ] && echo " (it failed, above)")"
 fi
 log ""
-log "(ratios: req/s above 1 = ours faster; latency, CPU/request and RSS below 1 = ours lower.)"
+log "(ratios A/B: req/s above 1 = A faster; latency, CPU/request and RSS below 1 = A lower. hyper-floor: a bare hyper"
+log " proxy, no routing or headers work, a backend connection per client connection: the floor of a hyper-based proxy.)"
 log "every run: $RUNS; registrations: $REGTSV; wrk/h2load output and server logs: $RAW"
 log "this report: $OUT/report.txt"
 exit 0

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::info;
+
+use crate::reaper;
 
 /// How long a graceful stop waits for in-flight work.
 pub const GRACEFUL_DRAIN: Duration = Duration::from_secs(5);
@@ -54,9 +55,10 @@ impl Stop {
         });
         if std::process::id() == 1 {
             let mut chld = signal(SignalKind::child())?;
+            reaper::start_reaping();
             tokio::spawn(async move {
                 while chld.recv().await.is_some() {
-                    reap_children();
+                    reaper::reap_orphans();
                 }
             });
             info!("running as pid 1: reaping orphaned processes");
@@ -83,22 +85,5 @@ impl Stop {
     /// How long in-flight work may still take once stopping.
     pub fn drain_limit(&self) -> Duration {
         if self.fast.load(Ordering::SeqCst) { Duration::ZERO } else { GRACEFUL_DRAIN }
-    }
-}
-
-/// Collects every exited child so none stays a zombie. Only PID 1 does this: orphans of the
-/// container are re-parented to it.
-fn reap_children() {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => return,
-            Ok(status) => debug!(?status, "reaped child"),
-            Err(nix::errno::Errno::ECHILD) => return,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                warn!(error = %e, "waitpid failed");
-                return;
-            }
-        }
     }
 }

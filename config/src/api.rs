@@ -15,6 +15,7 @@ use crate::types::MacAddr;
 use crate::validate::ConfigErrors;
 
 mod app;
+mod forward;
 mod reservation;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ pub use app::{
     App, Backend, DEFAULT_HEALTH_INTERVAL, HealthCheck, MAX_HEALTH_INTERVAL, MAX_HEALTH_PATH_LEN,
     MIN_HEALTH_INTERVAL, RawApp, RawBackend, RawHealthCheck,
 };
+pub use forward::{ForwardRequest, ForwardView};
 pub use reservation::{ApiReservation, ReservationRequest};
 
 /// An app as `GET /v1/apps[/{name}]` shows it: the stored [`App`] and where it points now.

@@ -24,7 +24,7 @@ pub use raw::RawConfig;
 pub use types::{Ipv4Range, MacAddr};
 pub use validate::{
     AdminConfig, Config, ConfigErrors, DhcpConfig, DnsConfig, FieldError, LanConfig, NatConfig, ProxyConfig,
-    Reservation, StateConfig, WanConfig, WanMode,
+    Reservation, ServedPort, StateConfig, WanConfig, WanMode,
 };
 
 /// The example configuration shipped in the repository, every key documented.

@@ -15,7 +15,7 @@ use crate::types::{Ipv4Range, MacAddr, check_domain, check_label, is_reserved_la
 mod gateway;
 mod http;
 
-pub use gateway::{NatConfig, WanConfig, WanMode, own_ports};
+pub use gateway::{NatConfig, ServedPort, WanConfig, WanMode, own_ports};
 pub use http::{
     AdminConfig, DEFAULT_TOKEN_FILE, MAX_HEADER_BYTES, MAX_HTTP_TIMEOUT, MAX_PROXY_CONNECTIONS,
     MIN_HEADER_BYTES, ProxyConfig,

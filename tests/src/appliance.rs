@@ -59,6 +59,8 @@ pub struct Appliance {
     config_path: PathBuf,
     log_path: PathBuf,
     running: Mutex<Option<Child>>,
+    /// Set in the appliance's environment at every start (see [`Appliance::set_env`]).
+    env: Mutex<Vec<(String, String)>>,
 }
 
 impl Appliance {
@@ -70,7 +72,16 @@ impl Appliance {
             config_path: dir.join("proximity.toml"),
             log_path,
             running: Mutex::new(None),
+            env: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Sets `key=value` in the environment of the appliance's next starts (e.g. where it finds
+    /// `nft`), without touching the test process's own environment, which parallel tests share.
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut env = self.env.lock().unwrap_or_else(PoisonError::into_inner);
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value.to_owned()));
     }
 
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
@@ -101,6 +112,7 @@ impl Appliance {
         let offset = std::fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.netns]).arg(&bin).arg("--config").arg(&self.config_path);
+        cmd.envs(self.env.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned());
         let child = slot.insert(spawn_logged(&mut cmd, &self.log_path)?);
         let ready = wait::until(READY_TIMEOUT, &format!("{READY_LINE:?} in the appliance log"), || {
             if self.log_since(offset).contains(READY_LINE) {

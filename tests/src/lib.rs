@@ -1,6 +1,7 @@
 //! The Proximity network lab: end-to-end tests run the real `proximity-appliance` in a network
-//! namespace on a bridge, with real DHCP clients (dhclient, udhcpc, dhcpcd) in other namespaces,
-//! and optionally an outside namespace on its WAN side.
+//! namespace (or as PID 1 of an unprivileged LXC container) on a bridge, with real DHCP clients
+//! (dhclient, udhcpc, dhcpcd) in other namespaces, and optionally an outside namespace on its WAN
+//! side.
 //!
 //! A test builds a [`Lab`], starts the appliance with a config derived from [`Lab::config`], and
 //! drives clients from [`Lab::client`]:
@@ -25,6 +26,9 @@
 //!   management network, where upstream servers run) on the appliance's second interface.
 //! - [`appliance`]: the real binary: find, start, wait for `listening for dhcp`, stop, kill -9,
 //!   restart, log.
+//! - [`lxc`]: the appliance as PID 1 of an unprivileged LXC container on the lab's bridges, as
+//!   Proxmox runs it (`Lab::builder().appliance_netns(false)`): the static binary, the rootfs,
+//!   start, stop, teardown.
 //! - [`clients`]: dhclient, udhcpc and dhcpcd wrappers, their recording scripts, and the
 //!   [`Lease`] a client saw.
 //! - [`dhcp_server`]: [`dhcp_server::DhcpServer`], dnsmasq as the WAN's DHCP server, for the
@@ -47,6 +51,7 @@ pub mod dhcp_server;
 pub mod dns;
 pub mod http;
 pub mod logs;
+pub mod lxc;
 pub mod names;
 pub mod netns;
 pub mod process;

@@ -65,6 +65,11 @@ impl Names {
         format!("{NETNS_PREFIX}{}-{role}", self.tag)
     }
 
+    /// The lab's LXC container (also its host name inside): `pxlab-<tag>-ct`.
+    pub fn container(&self) -> String {
+        self.netns("ct")
+    }
+
     /// An interface name: `prefix` + tag + `suffix`, checked against IFNAMSIZ.
     pub fn ifname(&self, prefix: &str, suffix: &str) -> Result<String> {
         let name = format!("{prefix}{}{suffix}", self.tag);

@@ -1,6 +1,7 @@
 //! Processes the lab starts: running a command for its output, spawning one with its output in a
-//! log file, waiting with a deadline, signalling by pid, and the [`Reaper`] that kills daemons which
-//! detach from us (dhclient forks into the background) when the lab is dropped.
+//! log file, waiting with a deadline, signalling by pid, finding a process's children, and the
+//! [`Reaper`] that kills daemons which detach from us (dhclient forks into the background) when the
+//! lab is dropped.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -107,6 +108,21 @@ pub fn is_ours(pid: u32, marker: &str) -> bool {
     is_alive(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(marker))
+}
+
+/// Processes whose parent is `parent`, zombies included (a child its parent has not reaped yet).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after its last `)`.
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// Daemons that detached from the process that started them (so no [`Child`] owns them), each

@@ -1,8 +1,10 @@
 //! The lab's network: a "switch" namespace holding a bridge, the appliance namespace with a veth
 //! into the bridge (its LAN interface, with the gateway address), and N client namespaces each
 //! with a veth into the bridge and a fixed MAC; optionally an outside namespace on the appliance's
-//! second interface (the WAN, see [`crate::wan`]). [`Lab`] builds it, owns everything it started
-//! and tears it all down on drop, panicking test or not.
+//! second interface (the WAN, see [`crate::wan`]). Without the appliance namespace
+//! ([`LabBuilder::appliance_netns`]) the lab is only the switch and the hosts, for an appliance
+//! container (see [`crate::lxc`]). [`Lab`] builds it, owns everything it started and tears it all
+//! down on drop, panicking test or not.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use crate::names::{Claim, Names};
 use crate::netns::{self, Netns};
 use crate::process::{Reaper, run};
 use crate::wait;
-use crate::wan::{self, Wan};
+use crate::wan::{self, Uplink, Wan};
 
 /// The appliance's LAN address (the clients' router and DNS server).
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
@@ -34,11 +36,15 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 pub const KEEP_ENV: &str = "PROXIMITY_LAB_KEEP";
 /// Client namespaces per lab; interface names have room for three decimal digits of index.
 const MAX_CLIENTS: usize = 200;
+/// What the accessors of the appliance namespace say in a lab without one.
+const NO_APPLIANCE_NETNS: &str =
+    "the lab was built without an appliance namespace (LabBuilder::appliance_netns(false))";
 
 /// Options for [`Lab::build`].
 #[derive(Debug, Clone)]
 pub struct LabBuilder {
     clients: usize,
+    appliance_netns: bool,
     gateway_by_harness: bool,
     wan: bool,
     wan_address_by_harness: bool,
@@ -51,8 +57,20 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the lab has its own appliance namespace on the bridge (default: yes). Without it
+    /// the lab is the switch, the clients and (with [`LabBuilder::wan`]) the outside host on a
+    /// WAN bridge: the test brings the appliance itself, as an LXC container plugged into
+    /// [`Lab::bridge`] and [`Lab::wan_bridge`] (see [`crate::lxc::Container`]). Then
+    /// [`Lab::start_appliance`] fails and [`Lab::appliance`], [`Lab::appliance_netns`],
+    /// [`Lab::lan_iface`] and [`Lab::wan_iface`] panic.
+    pub fn appliance_netns(mut self, yes: bool) -> Self {
+        self.appliance_netns = yes;
+        self
+    }
+
     /// Whether the harness puts [`GATEWAY`] on the appliance's LAN interface (default: yes). The
-    /// appliance will configure it itself one day; then tests turn this off.
+    /// appliance will configure it itself one day; then tests turn this off. A container's
+    /// address comes from its LXC config instead (see [`crate::lxc`]).
     pub fn gateway_by_harness(mut self, yes: bool) -> Self {
         self.gateway_by_harness = yes;
         self
@@ -66,8 +84,9 @@ impl LabBuilder {
     }
 
     /// Whether the harness puts [`crate::WAN_ADDRESS`] and a default route via
-    /// [`crate::WAN_UPSTREAM`] on the appliance's WAN interface (default: yes). Off for a test
-    /// where the appliance gets its WAN address from a DHCP server in the outside namespace.
+    /// [`crate::WAN_UPSTREAM`] on the appliance's WAN interface (default: yes; for a container,
+    /// through its LXC config). Off for a test where the appliance gets its WAN address from a
+    /// DHCP server in the outside namespace.
     pub fn wan_address_by_harness(mut self, yes: bool) -> Self {
         self.wan_address_by_harness = yes;
         self
@@ -193,12 +212,15 @@ impl Host {
 #[derive(Debug)]
 pub struct Lab {
     names: Names,
-    appliance: Appliance,
+    /// `None` (like `lan_iface` and `appliance_ns`) in a lab built without an appliance namespace.
+    appliance: Option<Appliance>,
     hosts: Vec<Host>,
     wan: Option<Wan>,
-    lan_iface: String,
+    lan_iface: Option<String>,
     bridge: String,
-    appliance_ns: Netns,
+    /// [`LabBuilder::gateway_by_harness`], which an appliance container's LXC config follows.
+    gateway_by_harness: bool,
+    appliance_ns: Option<Netns>,
     switch: Netns,
     /// Held until the namespaces above are gone: while held, nobody else uses this lab's names.
     _claim: Claim,
@@ -209,7 +231,13 @@ pub struct Lab {
 
 impl Lab {
     pub fn builder() -> LabBuilder {
-        LabBuilder { clients: 1, gateway_by_harness: true, wan: false, wan_address_by_harness: true }
+        LabBuilder {
+            clients: 1,
+            appliance_netns: true,
+            gateway_by_harness: true,
+            wan: false,
+            wan_address_by_harness: true,
+        }
     }
 
     fn build(opts: LabBuilder) -> Result<Lab> {
@@ -234,12 +262,17 @@ impl Lab {
         switch.ip(&["link", "add", &bridge, "type", "bridge"])?;
         switch.ip(&["link", "set", &bridge, "up"])?;
 
-        let appliance_ns = Netns::create(&names.netns("ap"))?;
-        let lan_iface = names.ifname("a", "")?;
-        wire(&switch, &bridge, &names.ifname("s", "a")?, &appliance_ns, &lan_iface, None)?;
-        if opts.gateway_by_harness {
-            appliance_ns.ip(&["addr", "add", &format!("{GATEWAY}/{LAN_PREFIX}"), "dev", &lan_iface])?;
-        }
+        let (appliance_ns, lan_iface) = if opts.appliance_netns {
+            let appliance_ns = Netns::create(&names.netns("ap"))?;
+            let lan_iface = names.ifname("a", "")?;
+            wire(&switch, &bridge, &names.ifname("s", "a")?, &appliance_ns, &lan_iface, None)?;
+            if opts.gateway_by_harness {
+                appliance_ns.ip(&["addr", "add", &format!("{GATEWAY}/{LAN_PREFIX}"), "dev", &lan_iface])?;
+            }
+            (Some(appliance_ns), Some(lan_iface))
+        } else {
+            (None, None)
+        };
 
         let mut hosts = Vec::with_capacity(opts.clients);
         for i in 0..opts.clients {
@@ -250,14 +283,16 @@ impl Lab {
             wire(&switch, &bridge, &names.ifname("s", &label)?, &netns, &iface, Some(mac))?;
             hosts.push(Host::new(&label, netns, iface, mac, dir.path(), &logs, &reaper)?);
         }
+        let uplink = match &appliance_ns {
+            Some(ns) => Uplink::Appliance(ns),
+            None => Uplink::Bridge(&switch),
+        };
         let wan = opts
             .wan
-            .then(|| {
-                wan::build(&names, &appliance_ns, opts.wan_address_by_harness, dir.path(), &logs, &reaper)
-            })
+            .then(|| wan::build(&names, uplink, opts.wan_address_by_harness, dir.path(), &logs, &reaper))
             .transpose()?;
 
-        let appliance = Appliance::new(appliance_ns.name(), dir.path(), &logs);
+        let appliance = appliance_ns.as_ref().map(|ns| Appliance::new(ns.name(), dir.path(), &logs));
         Ok(Lab {
             names,
             appliance,
@@ -265,6 +300,7 @@ impl Lab {
             wan,
             lan_iface,
             bridge,
+            gateway_by_harness: opts.gateway_by_harness,
             appliance_ns,
             switch,
             _claim: claim,
@@ -275,15 +311,18 @@ impl Lab {
     }
 
     /// A config for this lab: the defaults of the network model, with the LAN interface of the
-    /// appliance namespace and a state directory in the lab's temp dir. Tests change what they test.
+    /// appliance namespace (without one, the default `eth1`) and a state directory in the lab's
+    /// temp dir. Tests change what they test.
     pub fn config(&self) -> RawConfig {
         let mut config = RawConfig::default();
-        config.lan.interface = self.lan_iface.clone();
+        if let Some(iface) = &self.lan_iface {
+            config.lan.interface = iface.clone();
+        }
         config.lan.address = format!("{GATEWAY}/{LAN_PREFIX}");
         // The harness puts the WAN address on (or there is no WAN): the appliance follows it.
         config.wan.mode = "host".into();
-        if let Some(wan) = &self.wan {
-            config.wan.interface = wan.iface.clone();
+        if let Some(iface) = self.wan.as_ref().and_then(|wan| wan.iface.clone()) {
+            config.wan.interface = iface;
         }
         config.state.dir = self.dir.path().join("state").to_string_lossy().into_owned();
         config
@@ -291,13 +330,18 @@ impl Lab {
 
     /// Starts the appliance with `config` and waits until it listens.
     pub fn start_appliance(&self, config: &RawConfig) -> Result<&Appliance> {
-        self.appliance.start(config)?;
-        Ok(&self.appliance)
+        let appliance = self.appliance.as_ref().context(NO_APPLIANCE_NETNS)?;
+        appliance.start(config)?;
+        Ok(appliance)
     }
 
-    /// The appliance, started or not.
+    /// The appliance, started or not; panics in a lab without an appliance namespace (a bug in
+    /// the test itself).
     pub fn appliance(&self) -> &Appliance {
-        &self.appliance
+        match &self.appliance {
+            Some(appliance) => appliance,
+            None => panic!("{NO_APPLIANCE_NETNS}"),
+        }
     }
 
     /// Client `i`; panics when the lab has fewer clients (a bug in the test itself).
@@ -320,9 +364,27 @@ impl Lab {
     }
 
     /// The appliance's WAN interface name (its `eth0`), inside [`Lab::appliance_netns`]; panics
-    /// like [`Lab::wan`].
+    /// like [`Lab::wan`], and in a lab without an appliance namespace.
     pub fn wan_iface(&self) -> &str {
-        &self.wan_side().iface
+        match &self.wan_side().iface {
+            Some(iface) => iface,
+            None => panic!("{NO_APPLIANCE_NETNS}: the WAN ends on Lab::wan_bridge()"),
+        }
+    }
+
+    /// The WAN bridge inside [`Lab::switch_netns`], where an appliance container plugs its `eth0`
+    /// (the lab's `vmbr0`); panics like [`Lab::wan`], and in a lab with an appliance namespace
+    /// (whose `eth0` is [`Lab::wan_iface`]).
+    pub fn wan_bridge(&self) -> &str {
+        match &self.wan_side().bridge {
+            Some(bridge) => bridge,
+            None => panic!("the lab's WAN ends on its appliance namespace, not on a bridge"),
+        }
+    }
+
+    /// The WAN side, if the lab has one.
+    pub(crate) fn wan_opt(&self) -> Option<&Wan> {
+        self.wan.as_ref()
     }
 
     fn wan_side(&self) -> &Wan {
@@ -332,9 +394,13 @@ impl Lab {
         }
     }
 
-    /// The appliance's namespace (for commands a test runs next to the appliance).
+    /// The appliance's namespace (for commands a test runs next to the appliance); panics in a
+    /// lab without one.
     pub fn appliance_netns(&self) -> &Netns {
-        &self.appliance_ns
+        match &self.appliance_ns {
+            Some(ns) => ns,
+            None => panic!("{NO_APPLIANCE_NETNS}"),
+        }
     }
 
     /// The switch namespace, which holds the LAN bridge (to plug more into the LAN).
@@ -347,9 +413,13 @@ impl Lab {
         &self.bridge
     }
 
-    /// The appliance's LAN interface name, as the config names it.
+    /// The appliance's LAN interface name, as the config names it; panics in a lab without an
+    /// appliance namespace.
     pub fn lan_iface(&self) -> &str {
-        &self.lan_iface
+        match &self.lan_iface {
+            Some(iface) => iface,
+            None => panic!("{NO_APPLIANCE_NETNS}"),
+        }
     }
 
     /// The lab's temp dir (config, logs, state, client files).
@@ -366,6 +436,26 @@ impl Lab {
     pub fn diagnostics(&self) -> String {
         self.logs.render()
     }
+
+    /// Whether the harness gives the appliance its gateway address ([`LabBuilder::gateway_by_harness`]).
+    pub(crate) fn gateway_by_harness(&self) -> bool {
+        self.gateway_by_harness
+    }
+
+    /// Whether the lab has its own appliance namespace on the bridge ([`LabBuilder::appliance_netns`]).
+    pub(crate) fn has_appliance_netns(&self) -> bool {
+        self.appliance_ns.is_some()
+    }
+
+    /// The lab's names (for more of its own, such as a container's).
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The lab's logs, to register more (shown when a test fails).
+    pub(crate) fn logs(&self) -> &Logs {
+        &self.logs
+    }
 }
 
 impl Drop for Lab {
@@ -375,7 +465,7 @@ impl Drop for Lab {
         }
         // Processes first, so nothing holds a namespace; then clients, appliance and switch go
         // (fields drop in declaration order; the TempDir is last).
-        if let Some(pid) = self.appliance.pid() {
+        if let Some(pid) = self.appliance.as_ref().and_then(Appliance::pid) {
             let _ = crate::process::signal(pid, nix::sys::signal::Signal::SIGKILL);
         }
         self.reaper.kill_all();

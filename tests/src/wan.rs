@@ -1,8 +1,9 @@
 //! The lab's WAN side: an "outside" namespace standing for the user's management network (the
 //! Proxmox `vmbr0` side), wired by a veth straight to the appliance namespace's second interface
-//! (its `eth0`). The outside host is an ordinary [`Host`]: tests run a workstation's clients there,
-//! and later the appliance's upstreams (a DNS server to forward to, a WAN DHCP server, the far end
-//! of NAT).
+//! (its `eth0`), or, in a lab without an appliance namespace, to a WAN bridge in the switch
+//! namespace where an appliance container plugs its `eth0` (see [`crate::lxc`]). The outside host
+//! is an ordinary [`Host`]: tests run a workstation's clients there, and later the appliance's
+//! upstreams (a DNS server to forward to, a WAN DHCP server, the far end of NAT).
 //!
 //! Addresses are private test addresses that only exist inside the lab's namespaces, apart from the
 //! LAN (`10.20.0.0/16` and below, as tests widen it): the outside host is the upstream router at
@@ -45,20 +46,35 @@ pub const OUTSIDE_MAC: MacAddr = MacAddr([0x02, 0x70, 0x78, 0xff, 0x00, 0x01]);
 /// The outside host's label in messages and its directory's name.
 pub const OUTSIDE_LABEL: &str = "out";
 
+/// Where the outside host's wire ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Uplink<'a> {
+    /// On the lab's appliance namespace, as its second interface.
+    Appliance(&'a Netns),
+    /// On a WAN bridge made in this (the switch) namespace, for an appliance container's `eth0`,
+    /// as Proxmox plugs the appliance into `vmbr0`.
+    Bridge(&'a Netns),
+}
+
 /// The WAN of one lab: the outside host and the appliance's end of the wire.
 #[derive(Debug)]
 pub(crate) struct Wan {
     pub(crate) outside: Host,
-    /// The appliance's WAN interface, inside the appliance namespace.
-    pub(crate) iface: String,
+    /// The appliance's WAN interface, inside the appliance namespace ([`Uplink::Appliance`]).
+    pub(crate) iface: Option<String>,
+    /// The WAN bridge inside the switch namespace ([`Uplink::Bridge`]).
+    pub(crate) bridge: Option<String>,
+    /// Whether the appliance's WAN address is the harness's job: done here for the appliance
+    /// namespace; an appliance container gets it from its LXC config.
+    pub(crate) addressed: bool,
 }
 
-/// Creates the outside namespace and wires it to `appliance_ns`. With `addressed`, the harness
-/// plays the WAN DHCP server: [`WAN_ADDRESS`] and a default route via [`WAN_UPSTREAM`] on the
+/// Creates the outside namespace and wires it to `uplink`. With `addressed`, the harness plays
+/// the WAN DHCP server: [`WAN_ADDRESS`] and a default route via [`WAN_UPSTREAM`] on the
 /// appliance. The outside host always has [`WAN_UPSTREAM`], because it serves on it.
 pub(crate) fn build(
     names: &Names,
-    appliance_ns: &Netns,
+    uplink: Uplink<'_>,
     addressed: bool,
     lab_dir: &Path,
     logs: &Arc<Logs>,
@@ -66,15 +82,18 @@ pub(crate) fn build(
 ) -> Result<Wan> {
     // Owned at once, so a failure below deletes it again.
     let netns = Netns::create(&names.netns(OUTSIDE_LABEL))?;
-    let iface = names.ifname("w", "")?;
     let outside_iface = names.ifname("o", "")?;
-    // Made inside the appliance namespace with the peer put straight into the outside one, so the
+    let (near_ns, near) = match uplink {
+        Uplink::Appliance(ns) => (ns, names.ifname("w", "")?),
+        Uplink::Bridge(ns) => (ns, names.ifname("m", "o")?),
+    };
+    // Made inside the near namespace with the peer put straight into the outside one, so the
     // names never appear in the machine's own namespace; the MAC is set before the link is up.
     let mac = OUTSIDE_MAC.to_string();
-    appliance_ns.ip(&[
+    near_ns.ip(&[
         "link",
         "add",
-        &iface,
+        &near,
         "type",
         "veth",
         "peer",
@@ -85,13 +104,25 @@ pub(crate) fn build(
         "netns",
         netns.name(),
     ])?;
-    appliance_ns.ip(&["link", "set", &iface, "up"])?;
+    near_ns.ip(&["link", "set", &near, "up"])?;
     netns.ip(&["link", "set", &outside_iface, "up"])?;
     netns.ip(&["addr", "add", &format!("{WAN_UPSTREAM}/{WAN_PREFIX}"), "dev", &outside_iface])?;
-    if addressed {
-        appliance_ns.ip(&["addr", "add", &format!("{WAN_ADDRESS}/{WAN_PREFIX}"), "dev", &iface])?;
-        appliance_ns.ip(&["route", "add", "default", "via", &WAN_UPSTREAM.to_string(), "dev", &iface])?;
-    }
+    let (iface, bridge) = match uplink {
+        Uplink::Appliance(ns) => {
+            if addressed {
+                ns.ip(&["addr", "add", &format!("{WAN_ADDRESS}/{WAN_PREFIX}"), "dev", &near])?;
+                ns.ip(&["route", "add", "default", "via", &WAN_UPSTREAM.to_string(), "dev", &near])?;
+            }
+            (Some(near), None)
+        }
+        Uplink::Bridge(switch) => {
+            let bridge = names.ifname("m", "")?;
+            switch.ip(&["link", "add", &bridge, "type", "bridge"])?;
+            switch.ip(&["link", "set", &bridge, "up"])?;
+            switch.ip(&["link", "set", &near, "master", &bridge])?;
+            (None, Some(bridge))
+        }
+    };
     let outside = Host::new(OUTSIDE_LABEL, netns, outside_iface, OUTSIDE_MAC, lab_dir, logs, reaper)?;
-    Ok(Wan { outside, iface })
+    Ok(Wan { outside, iface, bridge, addressed })
 }

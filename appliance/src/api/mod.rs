@@ -4,8 +4,9 @@
 //!
 //! - [`router`]: the routes and handlers as an axum [`Router`], testable without a socket.
 //! - [`serve`] (`server`): accept loops, connection cap, TLS, timeouts, graceful stop.
-//! - `apps`: `/v1/apps`, the only mutations: validated, committed to the store, then published
-//!   through the [`Directory`], one at a time.
+//! - `apps`: `/v1/apps`: validated, committed to the store, then published through the
+//!   [`Directory`], one mutation at a time (as are those of reservations and forwards).
+//! - `reservations`: `/v1/reservations`; `forwards`: `/v1/forwards`, published to NAT.
 //! - `views`: the read-only endpoints (health, leases, reservations, DNS records, CA, OpenAPI).
 //! - `metrics`: `/metrics`, the Prometheus text of every service.
 //! - [`token`]: the bearer token, its file, and the constant-time check.
@@ -16,6 +17,7 @@
 
 mod apps;
 mod error;
+mod forwards;
 mod metrics;
 mod reservations;
 mod server;
@@ -35,11 +37,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use http::header;
 use ipnet::Ipv4Net;
-use proximity_config::{Config, Ipv4Range};
+use proximity_config::{Config, Ipv4Range, Protocol};
 use tokio_util::task::TaskTracker;
 
 use crate::dns::zone::Zones;
 use crate::names::Directory;
+use crate::nat::Forwards;
 use crate::state::{Lease, Store, StoreError};
 use error::ApiError;
 pub use server::serve;
@@ -79,8 +82,8 @@ pub trait LeaseAdmin: Send + Sync + std::fmt::Debug {
     fn set_reservations(&self, reservations: &[proximity_config::Reservation]);
 }
 
-/// The state of each service (`dhcp`, `dns`, `proxy`, `admin`), as `run` sets it:
-/// `running`, `stopped`, `failed` or `disabled`. Read by `/v1/health`.
+/// The state of each service (`dhcp`, `dns`, `proxy`, `admin`, `nat`), as `run` (and NAT
+/// itself) sets it: `starting`, `running`, `stopped`, `failed` or `disabled`. Read by `/v1/health`.
 #[derive(Debug, Default)]
 pub struct ServiceStates {
     states: Mutex<BTreeMap<String, String>>,
@@ -113,6 +116,10 @@ pub struct ApiState {
     pub directory: Arc<Directory>,
     /// `None` when DHCP is off: no leases to list or release.
     pub leases: Option<Arc<dyn LeaseAdmin>>,
+    /// The port forwards; starts with the config's alone, `run` gives the one NAT follows.
+    pub forwards: Arc<Forwards>,
+    /// The ports the appliance serves itself, which a forward may not take.
+    own_ports: Vec<(Protocol, u16, &'static str)>,
     pub token: Token,
     /// The CA certificate served at `/v1/ca.crt`; `None`: no CA (404).
     pub ca_pem: Option<String>,
@@ -152,6 +159,8 @@ impl ApiState {
             store,
             directory,
             leases: None,
+            forwards: Arc::new(Forwards::new(config.nat.forwards.clone(), Vec::new())),
+            own_ports: config.own_ports(),
             token,
             ca_pem: None,
             dns_metrics: None,
@@ -193,6 +202,9 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("GET", "/v1/reservations", get(reservations::list)),
         ("POST", "/v1/reservations", post(reservations::create)),
         ("DELETE", "/v1/reservations/{mac}", delete(reservations::remove)),
+        ("GET", "/v1/forwards", get(forwards::list)),
+        ("POST", "/v1/forwards", post(forwards::create)),
+        ("DELETE", "/v1/forwards/{protocol}/{port}", delete(forwards::remove)),
         ("GET", "/v1/dns/records", get(views::dns_records)),
         ("GET", "/v1/ca.crt", get(views::ca_certificate)),
         ("GET", "/v1/openapi.json", get(views::openapi)),

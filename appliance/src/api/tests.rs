@@ -48,7 +48,12 @@ async fn every_listed_method_reaches_its_handler() {
     let state = state(dir.path());
     let mut router = router(state.clone());
     for (method, path, _) in routes() {
-        let uri = path.replace("{name}", "nothing").replace("{ip}", "10.20.0.9");
+        let uri = path
+            .replace("{name}", "nothing")
+            .replace("{ip}", "10.20.0.9")
+            .replace("{mac}", "52:54:00:00:00:09")
+            .replace("{protocol}", "tcp")
+            .replace("{port}", "2222");
         let request = Request::builder()
             .method(method)
             .uri(&uri)

@@ -2,8 +2,9 @@
 //! ready, start every service (each binds its sockets first, so a port in use fails the start
 //! with its address) and the WAN task, serve until stopped, then close the store.
 //!
-//! - `services`: starting DNS, DHCP, the proxy and the admin API from the config.
-//! - `network`: the LAN interface at start, the WAN task, and what follows the WAN address.
+//! - `services`: starting DNS, DHCP, the proxy, the admin API and NAT from the config.
+//! - `network`: the LAN interface at start, the WAN task, and what follows the WAN address
+//!   (NAT takes its receiver from `Shared::wan`).
 //! - `bind`: binding listeners, errors naming the address.
 
 mod bind;
@@ -21,6 +22,7 @@ use crate::api::ServiceStates;
 use crate::apps;
 use crate::dhcp;
 use crate::names::{Directory, NameTable, Names};
+use crate::nat::Forwards;
 use crate::net::WanWatch;
 use crate::proxy;
 use crate::shutdown::Stop;
@@ -34,6 +36,8 @@ pub(crate) struct Shared {
     pub names: Arc<Names>,
     pub directory: Arc<Directory>,
     pub routes: Arc<proxy::Routes>,
+    /// The port forwards (config and admin API) NAT puts in force.
+    pub forwards: Arc<Forwards>,
     pub ca: Option<Arc<tls::Ca>>,
     pub states: Arc<ServiceStates>,
     /// The WAN state, published by the WAN task. NAT takes `wan.address()`: the WAN address
@@ -55,7 +59,9 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let leases = store.leases().context("cannot read leases from the store")?;
     let stored_apps = store.apps().context("cannot read apps from the store")?;
     let stored_reservations = store.reservations().context("cannot read reservations from the store")?;
-    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = stored_apps.len(), state = %config.state.dir.display(), "starting");
+    let stored_forwards = store.forwards().context("cannot read port forwards from the store")?;
+    info!(version = env!("CARGO_PKG_VERSION"), leases = leases.len(), apps = stored_apps.len(), forwards = stored_forwards.len(), state = %config.state.dir.display(), "starting");
+    let forwards = Arc::new(Forwards::new(config.nat.forwards.clone(), stored_forwards));
 
     // Names start from what the store holds, so DNS answers for known clients and apps at once.
     // The SOA serial starts at the start time, so it keeps growing across restarts.
@@ -91,6 +97,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         names,
         directory: Arc::new(directory),
         routes,
+        forwards,
         ca,
         states: Arc::new(ServiceStates::default()),
         wan: WanWatch::new(),

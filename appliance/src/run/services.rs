@@ -1,7 +1,7 @@
-//! Starting each service the config enables: DNS, DHCP, the proxy and the admin API. Each one's
-//! sockets are bound before anything is spawned, the metrics are shared with the admin API's
-//! `/metrics`, and each service's state is kept for `/v1/health`. DNS's upstreams and the admin
-//! certificate follow the WAN (see `network`).
+//! Starting each service the config enables: DNS, DHCP, the proxy, the admin API and NAT. Each
+//! one's sockets are bound before anything is spawned, the metrics are shared with the admin
+//! API's `/metrics`, and each service's state is kept for `/v1/health`. DNS's upstreams, the
+//! admin certificate and NAT follow the WAN (see `network`).
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -16,6 +16,7 @@ use crate::api::{self, LeaseAdmin};
 use crate::apps;
 use crate::dhcp;
 use crate::dns;
+use crate::nat;
 use crate::proxy;
 use crate::state::{Lease, StoreError};
 use crate::tls;
@@ -35,6 +36,7 @@ pub(super) async fn start(
         ("dhcp", config.dhcp.enabled),
         ("proxy", config.proxy.enabled),
         ("admin", config.admin.enabled),
+        (nat::service::SERVICE, config.nat.enabled),
     ] {
         if !enabled {
             shared.states.set(name, "disabled");
@@ -143,12 +145,29 @@ pub(super) async fn start(
             shared.states.clone(),
         );
         state.leases = lease_admin;
+        state.forwards = shared.forwards.clone();
         state.ca_pem = shared.ca.as_ref().map(|ca| ca.certificate_pem().to_owned());
         state.dns_metrics = Some(dns_metrics);
         state.dhcp_metrics = Some(dhcp_metrics);
         state.proxy_metrics = Some(proxy_metrics);
         let serving = api::serve(listeners, tls, Arc::new(state), shared.stop.clone());
         spawn(shared, services, "admin", serving);
+    }
+
+    if config.nat.enabled {
+        // Its state is its own to set: `running` once the ruleset is in force, `failed` (and
+        // retrying) while it cannot be; a failure never stops the services above.
+        shared.states.set(nat::service::SERVICE, "starting");
+        let nat = nat::Nat {
+            config: config.clone(),
+            forwards: shared.forwards.clone(),
+            wan_address: shared.wan.address(),
+            states: shared.states.clone(),
+        };
+        let serving = nat::serve(nat, shared.stop.clone());
+        services.spawn(async move { (nat::service::SERVICE, serving.await) });
+    } else {
+        nat::service::remove_table().await;
     }
     Ok(())
 }

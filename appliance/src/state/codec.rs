@@ -1,11 +1,12 @@
 //! The on-disk schema: table definitions, the schema version (and the migration from older
-//! ones), and how a lease or an app becomes key and value bytes (and back).
+//! ones), and how a lease, an app, a reservation or a port forward becomes key and value bytes
+//! (and back).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use proximity_config::MacAddr;
 use proximity_config::api::{ApiReservation, App};
+use proximity_config::{MacAddr, PortForward, Protocol};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use tracing::info;
 
@@ -17,7 +18,8 @@ use super::store::Change;
 /// teach [`check_schema`] and [`migrate`] the older versions it still reads.
 /// - 1: `meta`, `leases`.
 /// - 2: adds `apps` and `reservations`.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+/// - 3: adds `forwards`.
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// Small facts about the file itself; its presence is how we know the file is ours.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -36,6 +38,15 @@ pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps
 /// JSON of [`ApiReservation`]. The config file's reservations are not stored: the file is theirs.
 pub(crate) const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");
 
+/// Port forwards added through the admin API, keyed `tcp/2222` (a forward is known by its
+/// protocol and port); values are the JSON of [`PortForward`]. The config file's are not stored.
+pub(crate) const FORWARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("forwards");
+
+/// The key a forward of `protocol` `port` is stored under.
+pub(crate) fn forward_key(protocol: Protocol, port: u16) -> String {
+    format!("{protocol}/{port}")
+}
+
 /// A change ready for the writer thread: encoded by the caller, so a record that cannot be
 /// encoded fails only its own commit and the writer does nothing but I/O.
 #[derive(Debug)]
@@ -46,6 +57,8 @@ pub(crate) enum Op {
     DeleteApp { name: String },
     PutReservation { mac: String, value: Vec<u8> },
     DeleteReservation { mac: String },
+    PutForward { key: String, value: Vec<u8> },
+    DeleteForward { key: String },
 }
 
 pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
@@ -64,6 +77,12 @@ pub(crate) fn encode(changes: Vec<Change>) -> Result<Vec<Op>, StoreError> {
                 .map(|value| Op::PutReservation { mac: r.mac.to_string(), value })
                 .map_err(|source| StoreError::EncodeReservation { mac: r.mac, source }),
             Change::DeleteReservation(mac) => Ok(Op::DeleteReservation { mac: mac.to_string() }),
+            Change::PutForward(f) => serde_json::to_vec(&f)
+                .map(|value| Op::PutForward { key: forward_key(f.protocol, f.port), value })
+                .map_err(|source| StoreError::EncodeForward { forward: f, source }),
+            Change::DeleteForward(protocol, port) => {
+                Ok(Op::DeleteForward { key: forward_key(protocol, port) })
+            }
         })
         .collect()
 }
@@ -109,6 +128,7 @@ pub(crate) fn init_schema(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(LEASES)?;
         txn.open_table(APPS)?;
         txn.open_table(RESERVATIONS)?;
+        txn.open_table(FORWARDS)?;
     }
     txn.commit()?;
     Ok(())
@@ -125,9 +145,11 @@ pub(crate) fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     let write_err = |source: redb::Error| StoreError::Migrate { path: path.to_owned(), found, source };
     let txn = db.begin_write().map_err(|e| write_err(e.into()))?;
     {
-        // 1 -> 2: the apps and reservations tables.
+        // 1 -> 2: the apps and reservations tables; 2 -> 3: the forwards table. Opening a table
+        // that exists changes nothing, so one path serves every older version.
         txn.open_table(APPS).map_err(|e| write_err(e.into()))?;
         txn.open_table(RESERVATIONS).map_err(|e| write_err(e.into()))?;
+        txn.open_table(FORWARDS).map_err(|e| write_err(e.into()))?;
         let mut meta = txn.open_table(META).map_err(|e| write_err(e.into()))?;
         meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION).map_err(|e| write_err(e.into()))?;
     }
@@ -147,11 +169,12 @@ pub(crate) fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError>
     }
     let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
     let tables = txn.open_table(LEASES).map(drop).and_then(|()| {
-        // Version 1 has no apps table; `migrate` adds it.
-        if found >= 2 {
-            txn.open_table(APPS).map(drop).and_then(|()| txn.open_table(RESERVATIONS).map(drop))
-        } else {
-            Ok(())
+        // Version 1 has no apps table, version 2 no forwards table; `migrate` adds them.
+        let v2 = || txn.open_table(APPS).map(drop).and_then(|()| txn.open_table(RESERVATIONS).map(drop));
+        match found {
+            1 => Ok(()),
+            2 => v2(),
+            _ => v2().and_then(|()| txn.open_table(FORWARDS).map(drop)),
         }
     });
     match tables {
@@ -219,6 +242,29 @@ pub(crate) fn read_reservations(db: &Database, path: &Path) -> Result<Vec<ApiRes
         reservations.push(r);
     }
     Ok(reservations)
+}
+
+/// Every API forward in (protocol, port) order; a record that does not decode, or is stored
+/// under another protocol and port, fails the whole read.
+pub(crate) fn read_forwards(db: &Database, path: &Path) -> Result<Vec<PortForward>, StoreError> {
+    let read_err = |source: redb::Error| StoreError::Read { path: path.to_owned(), source };
+    let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
+    let table = txn.open_table(FORWARDS).map_err(|e| read_err(e.into()))?;
+    let mut forwards = Vec::new();
+    for entry in table.iter().map_err(|e| read_err(e.into()))? {
+        let (key, value) = entry.map_err(|e| read_err(e.into()))?;
+        let key = key.value();
+        let bad =
+            |reason: String| StoreError::DecodeForward { path: path.to_owned(), key: key.to_owned(), reason };
+        let f: PortForward = serde_json::from_slice(value.value()).map_err(|e| bad(e.to_string()))?;
+        if forward_key(f.protocol, f.port) != key {
+            return Err(bad(format!("the record is for {}/{}", f.protocol, f.port)));
+        }
+        forwards.push(f);
+    }
+    // Keys sort as text ("tcp/80" after "tcp/2222"); callers want port order.
+    forwards.sort_by_key(|f| (f.protocol, f.port));
+    Ok(forwards)
 }
 
 /// Every lease in address order; the first record that does not decode fails the whole read.

@@ -64,6 +64,12 @@ pub enum StoreError {
     #[error("cannot encode the reservation of {mac}")]
     EncodeReservation { mac: proximity_config::MacAddr, source: serde_json::Error },
 
+    #[error("state store {}: the forward stored under {key:?} cannot be read: {reason}", .path.display())]
+    DecodeForward { path: PathBuf, key: String, reason: String },
+
+    #[error("cannot encode the forward {forward}")]
+    EncodeForward { forward: proximity_config::PortForward, source: serde_json::Error },
+
     #[error("cannot upgrade state store {} from schema version {found}", .path.display())]
     Migrate { path: PathBuf, found: u64, source: redb::Error },
 

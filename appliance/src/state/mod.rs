@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`lease`]: the lease record, `LeaseState`, `UnixTime`.
-//! - `store`: [`Store`], the cloneable handle: `open`, `leases`, `apps`, `commit`, `submit`,
+//! - `store`: [`Store`], the cloneable handle: `open`, `leases`, `apps`, `reservations`,
+//!   `forwards`, `commit`, `submit`,
 //!   `close`; [`Change`].
 //! - `writer`: the single writer thread that group-commits queued changes (one transaction and
 //!   one fsync per batch) and reopens the file after a failed commit.
@@ -12,10 +13,11 @@
 //! - `error`: [`StoreError`].
 //!
 //! The file is `<state dir>/proximity.redb` (redb). Tables: `meta` (`&str -> u64`, holds
-//! `schema_version`, now 2), `leases` (`u32` address -> JSON of [`Lease`]), `apps` (name ->
-//! JSON of `proximity_config::api::App`) and `reservations` (MAC -> JSON of
-//! `proximity_config::api::ApiReservation`, those made through the admin API). A version-1 file
-//! (leases only) is upgraded on open.
+//! `schema_version`, now 3), `leases` (`u32` address -> JSON of [`Lease`]), `apps` (name ->
+//! JSON of `proximity_config::api::App`), `reservations` (MAC -> JSON of
+//! `proximity_config::api::ApiReservation`, those made through the admin API) and `forwards`
+//! (`tcp/2222` -> JSON of `proximity_config::PortForward`, those added through the admin API).
+//! A version-1 or -2 file is upgraded on open.
 
 mod codec;
 mod error;

@@ -7,8 +7,8 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use proximity_config::MacAddr;
 use proximity_config::api::{ApiReservation, App};
+use proximity_config::{MacAddr, PortForward, Protocol};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 use tracing::{error, info};
 
@@ -31,6 +31,9 @@ pub enum Change {
     DeleteApp(String),
     PutReservation(ApiReservation),
     DeleteReservation(MacAddr),
+    /// Forwards are keyed by protocol and port: Put replaces the forward of that port.
+    PutForward(PortForward),
+    DeleteForward(Protocol, u16),
 }
 
 /// The durable store. Cheap to clone; every clone talks to the same writer thread, which the
@@ -105,6 +108,12 @@ impl Store {
     pub fn reservations(&self) -> Result<Vec<ApiReservation>, StoreError> {
         let db = self.inner.shared.database()?;
         codec::read_reservations(&db, self.path())
+    }
+
+    /// Every port forward added through the admin API, in (protocol, port) order.
+    pub fn forwards(&self) -> Result<Vec<PortForward>, StoreError> {
+        let db = self.inner.shared.database()?;
+        codec::read_forwards(&db, self.path())
     }
 
     /// Applies the changes in one transaction and returns once they are durable on disk.

@@ -524,3 +524,50 @@ fn api_reservations_are_kept_in_mac_order_and_deleted() {
     rt.block_on(store.commit(vec![Change::DeleteReservation(r(3).mac)])).unwrap();
     assert_eq!(store.reservations().unwrap(), vec![r(9)]);
 }
+
+#[test]
+fn api_forwards_are_kept_in_port_order_replaced_and_deleted() {
+    use proximity_config::{PortForward, Protocol};
+    let lan = "10.20.0.1/24".parse().unwrap();
+    let f = |proto: &str, port: u32, to: &str| PortForward::check(proto, port, to, lan).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let changes = [
+            f("udp", 51820, "10.20.0.7:51820"),
+            f("tcp", 80, "10.20.0.5:8080"),
+            f("tcp", 2222, "10.20.0.5:22"),
+        ]
+        .into_iter()
+        .map(Change::PutForward)
+        .collect();
+        rt.block_on(store.commit(changes)).unwrap();
+        // The same port again replaces: one WAN port goes to one place.
+        rt.block_on(store.commit(vec![Change::PutForward(f("tcp", 2222, "10.20.0.6:22"))])).unwrap();
+        store.close();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.forwards().unwrap(),
+        [f("tcp", 80, "10.20.0.5:8080"), f("tcp", 2222, "10.20.0.6:22"), f("udp", 51820, "10.20.0.7:51820")]
+    );
+    rt.block_on(store.commit(vec![Change::DeleteForward(Protocol::Tcp, 80)])).unwrap();
+    assert_eq!(store.forwards().unwrap().len(), 2);
+}
+
+#[test]
+fn a_version_2_store_gets_a_forwards_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = committed_store(dir.path());
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(codec::FORWARDS).unwrap();
+        txn.open_table(META).unwrap().insert(SCHEMA_VERSION_KEY, 2).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.forwards().unwrap(), vec![]);
+    assert_eq!(store.leases().unwrap().len(), 50);
+}

@@ -9,7 +9,7 @@ use redb::{Database, Durability};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::codec::{APPS, LEASES, Op, RESERVATIONS};
+use super::codec::{APPS, FORWARDS, LEASES, Op, RESERVATIONS};
 use super::error::StoreError;
 
 /// Most requests applied in one transaction, so that a burst under a slow disk still commits in
@@ -152,6 +152,7 @@ impl Writer {
                 let mut leases = txn.open_table(LEASES)?;
                 let mut apps = txn.open_table(APPS)?;
                 let mut reservations = txn.open_table(RESERVATIONS)?;
+                let mut forwards = txn.open_table(FORWARDS)?;
                 for op in batch.iter().flat_map(|request| &request.ops) {
                     match op {
                         Op::PutLease { key, value } => drop(leases.insert(key, value.as_slice())?),
@@ -162,6 +163,10 @@ impl Writer {
                             drop(reservations.insert(mac.as_str(), value.as_slice())?)
                         }
                         Op::DeleteReservation { mac } => drop(reservations.remove(mac.as_str())?),
+                        Op::PutForward { key, value } => {
+                            drop(forwards.insert(key.as_str(), value.as_slice())?)
+                        }
+                        Op::DeleteForward { key } => drop(forwards.remove(key.as_str())?),
                     }
                 }
             }

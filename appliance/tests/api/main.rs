@@ -7,6 +7,8 @@
 //! - [`input`]: every kind of bad input, each answered with its code and naming its field.
 //! - [`failure`]: a store that fails leaves everything as it was and says nothing of why.
 //! - [`reservations`]: made through the API: stored, named, given to DHCP; conflicts refused.
+//! - [`forwards`]: port forwards: stored, published to NAT; every bad input named; conflicts
+//!   with other forwards and with the appliance's own ports refused; the config's left alone.
 //! - [`views`]: health, leases, reservations, DNS records, metrics, 404/405.
 //! - [`server`]: TLS with HTTP/2, concurrent mutations, graceful stop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +16,7 @@
 mod apps;
 mod auth;
 mod failure;
+mod forwards;
 mod input;
 mod reservations;
 mod server;

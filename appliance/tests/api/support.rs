@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use proximity_appliance::api::{self, ApiState, LeaseAdmin, ServiceStates, Token};
 use proximity_appliance::dhcp::server::unix_now;
 use proximity_appliance::names::{Directory, NameTable, Names};
+use proximity_appliance::nat::Forwards;
 use proximity_appliance::shutdown::Stop;
 use proximity_appliance::state::{Lease, LeaseState, Store, StoreError};
 use proximity_config::{Config, MacAddr};
@@ -27,7 +28,8 @@ pub(crate) const MAX_BODY: usize = proximity_appliance::api::MAX_BODY_BYTES;
 /// The token the harness's API wants.
 pub(crate) const TOKEN: &str = "0123456789abcdef0123456789abcdef-test-token";
 
-/// LAN 10.20.0.1/24, domain prox.local, pool .100-.250, reservation `nas` at 10.20.0.10.
+/// LAN 10.20.0.1/24, domain prox.local, pool .100-.250, reservation `nas` at 10.20.0.10, a
+/// forward of tcp 2222 to 10.20.0.50:22.
 pub(crate) fn config() -> Config {
     proximity_config::from_toml_str(
         r#"
@@ -42,6 +44,10 @@ name = "nas"
 [dns]
 domain = "prox.local"
 ttl = "30s"
+[[nat.forwards]]
+protocol = "tcp"
+port = 2222
+to = "10.20.0.50:22"
 "#,
     )
     .expect("test config")
@@ -146,11 +152,13 @@ impl Harness {
         let config = config();
         let store = Store::open(&dir.path().join("state")).unwrap();
         let (apps, reservations) = (store.apps().unwrap(), store.reservations().unwrap());
+        let forwards = Forwards::new(config.nat.forwards.clone(), store.forwards().unwrap());
         let names = Arc::new(Names::new(NameTable::empty(1000)));
         let directory = Directory::new(names, config.dhcp.reservations.clone(), &[], apps, reservations);
         directory.refresh(unix_now());
         let services = Arc::new(ServiceStates::default());
         let mut state = ApiState::new(&config, store, Arc::new(directory), Token::new(TOKEN), services);
+        state.forwards = Arc::new(forwards);
         setup(&mut state);
         let state = Arc::new(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -104,23 +104,82 @@ pub(super) fn check_wan(raw: &RawWan, lan: &RawConfig, p: &mut Problems) -> Opti
     (p.0.len() == before).then(|| WanConfig { interface: raw.interface.clone(), mode })
 }
 
-/// The (protocol, port) pairs the appliance serves itself on every address (wildcard listeners
-/// of enabled services), which a forward may not take.
-pub fn own_ports(raw: &RawConfig) -> Vec<(Protocol, u16, &'static str)> {
-    let mut own = Vec::new();
-    let mut add = |on: bool, list: &[String], protocols: &[Protocol], what: &'static str| {
-        if !on {
-            return;
-        }
-        for addr in list.iter().filter_map(|t| t.parse::<SocketAddr>().ok()) {
-            own.extend(protocols.iter().map(|proto| (*proto, addr.port(), what)));
+/// A port the appliance serves itself: what a port forward may not take, and what the firewall
+/// opens (on the side of `addr`: a wildcard address is served on both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedPort {
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    /// The service and its config key, for messages: `DNS server (dns.listen)`.
+    pub what: &'static str,
+}
+
+/// The listeners of the enabled services (`None`: disabled), one entry per protocol served.
+fn served(
+    dns: Option<&[SocketAddr]>,
+    http: Option<&[SocketAddr]>,
+    https: Option<&[SocketAddr]>,
+    admin: Option<&[SocketAddr]>,
+) -> Vec<ServedPort> {
+    let mut out = Vec::new();
+    let mut add = |list: Option<&[SocketAddr]>, protocols: &[Protocol], what: &'static str| {
+        for &addr in list.unwrap_or_default() {
+            out.extend(protocols.iter().map(|&protocol| ServedPort { protocol, addr, what }));
         }
     };
-    add(raw.dns.enabled, &raw.dns.listen, &Protocol::ALL, "DNS server (dns.listen)");
-    add(raw.proxy.enabled, &raw.proxy.http_listen, &[Protocol::Tcp], "proxy (proxy.http_listen)");
-    add(raw.proxy.enabled, &raw.proxy.https_listen, &[Protocol::Tcp], "proxy (proxy.https_listen)");
-    add(raw.admin.enabled, &raw.admin.listen, &[Protocol::Tcp], "admin API (admin.listen)");
+    add(dns, &Protocol::ALL, "DNS server (dns.listen)");
+    add(http, &[Protocol::Tcp], "proxy (proxy.http_listen)");
+    add(https, &[Protocol::Tcp], "proxy (proxy.https_listen)");
+    add(admin, &[Protocol::Tcp], "admin API (admin.listen)");
+    out
+}
+
+/// The port the appliance's own DHCP client receives its server's answers on (wan.mode =
+/// "dhcp"): forwarding it would take the WAN's renewals away from the appliance.
+const DHCP_CLIENT: (Protocol, u16, &str) = (Protocol::Udp, 68, "DHCP client (wan.mode = \"dhcp\")");
+
+/// `(protocol, port, what)` of each served port, the form [`PortForward::takes_own_port`] takes,
+/// and the WAN DHCP client's port when it runs.
+fn as_own(served: Vec<ServedPort>, dhcp_client: bool) -> Vec<(Protocol, u16, &'static str)> {
+    let mut own: Vec<_> = served.into_iter().map(|s| (s.protocol, s.addr.port(), s.what)).collect();
+    if dhcp_client {
+        own.push(DHCP_CLIENT);
+    }
     own
+}
+
+/// The (protocol, port) pairs the appliance serves itself (every listener of an enabled
+/// service, and its WAN DHCP client's port), which a forward may not take.
+pub fn own_ports(raw: &RawConfig) -> Vec<(Protocol, u16, &'static str)> {
+    let parse = |on: bool, list: &[String]| -> Option<Vec<SocketAddr>> {
+        on.then(|| list.iter().filter_map(|t| t.parse::<SocketAddr>().ok()).collect())
+    };
+    let dns = parse(raw.dns.enabled, &raw.dns.listen);
+    let http = parse(raw.proxy.enabled, &raw.proxy.http_listen);
+    let https = parse(raw.proxy.enabled, &raw.proxy.https_listen);
+    let admin = parse(raw.admin.enabled, &raw.admin.listen);
+    as_own(
+        served(dns.as_deref(), http.as_deref(), https.as_deref(), admin.as_deref()),
+        raw.wan.mode == "dhcp",
+    )
+}
+
+impl super::Config {
+    /// Every listener of the enabled DNS server, proxy and admin API, per protocol.
+    pub fn served_ports(&self) -> Vec<ServedPort> {
+        let (dns, proxy, admin) = (&self.dns, &self.proxy, &self.admin);
+        served(
+            dns.enabled.then_some(dns.listen.as_slice()),
+            proxy.enabled.then_some(proxy.http_listen.as_slice()),
+            proxy.enabled.then_some(proxy.https_listen.as_slice()),
+            admin.enabled.then_some(admin.listen.as_slice()),
+        )
+    }
+
+    /// [`own_ports`] of a validated config: what a forward added at run time may not take.
+    pub fn own_ports(&self) -> Vec<(Protocol, u16, &'static str)> {
+        as_own(self.served_ports(), self.wan.mode == WanMode::Dhcp)
+    }
 }
 
 pub(super) fn check_nat(
@@ -258,5 +317,17 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.nat.forwards.len(), 2);
+    }
+
+    #[test]
+    fn a_validated_config_serves_the_ports_its_file_does() {
+        let text = "[admin]\nlisten = [\"10.20.0.1:9443\"]\n[proxy]\nhttps_listen = []\n";
+        let raw: RawConfig = toml::from_str(text).expect("toml");
+        let config = from_toml_str(text).expect("valid");
+        assert_eq!(config.own_ports(), own_ports(&raw));
+        assert!(config.own_ports().contains(&DHCP_CLIENT), "the default WAN mode runs a DHCP client");
+        let served: Vec<String> =
+            config.served_ports().iter().map(|s| format!("{}/{}", s.protocol, s.addr)).collect();
+        assert_eq!(served, ["tcp/0.0.0.0:53", "udp/0.0.0.0:53", "tcp/0.0.0.0:80", "tcp/10.20.0.1:9443"]);
     }
 }

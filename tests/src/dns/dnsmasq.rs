@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
 use super::query;
-use crate::process::{self, kill_child, spawn_logged};
+use crate::process::{self, children_of, kill_child, spawn_logged};
 use crate::topology::Host;
 use crate::wait;
 
@@ -102,21 +102,6 @@ impl Drop for Dnsmasq<'_> {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Live processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // `pid (comm) state ppid ...`; comm may hold spaces, so read after its last `)`.
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
-                == Some(parent)
-        })
-        .collect()
 }
 
 impl<'h> DnsmasqBuilder<'h> {

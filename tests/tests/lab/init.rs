@@ -1,22 +1,14 @@
 //! The appliance as a container's init: PID 1 of its own PID namespace (as under LXC) reaps the
-//! orphans re-parented to it, and stops cleanly on SIGPWR (what `lxc-stop` sends) and SIGTERM.
+//! orphans re-parented to it (but not the `nft` runs it waits for itself: NAT comes up), and
+//! stops cleanly on SIGPWR (what `lxc-stop` sends) and SIGTERM.
 
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use nix::sys::signal::Signal;
-use proximity_tests::process::{run, signal, spawn_logged, wait_exit};
+use proximity_tests::process::{children_of, run, signal, spawn_logged, wait_exit};
 use proximity_tests::{Lab, appliance, wait};
-
-/// Host pids of the direct children of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
 
 fn as_pid1_stops_on(stop_signal: Signal) -> Result<()> {
     let lab = Lab::builder().clients(0).build()?;
@@ -33,7 +25,11 @@ fn as_pid1_stops_on(stop_signal: Signal) -> Result<()> {
         wait::until(Duration::from_secs(20), "the appliance to listen as pid 1", || {
             Ok((log().contains("listening for dhcp") && log().contains("running as pid 1")).then_some(()))
         })?;
-        let init = *children(unshare.id()).first().context("unshare has no child")?;
+        // NAT ran nft and read its exit status and output while the reaper collects orphans.
+        wait::until(Duration::from_secs(20), "nat in force as pid 1", || {
+            Ok(log().contains("nat: ruleset in force").then_some(()))
+        })?;
+        let init = *children_of(unshare.id()).first().context("unshare has no child")?;
 
         // A shell inside the namespace starts two sleeps and exits at once: the sleeps are
         // orphaned to PID 1, which must collect them when they end.
@@ -49,9 +45,9 @@ fn as_pid1_stops_on(stop_signal: Signal) -> Result<()> {
             "sleep 0.3 & sleep 0.4 & exit 0",
         ]))?;
         wait::until(Duration::from_secs(10), "pid 1 to reap its orphans", || {
-            Ok(children(init).is_empty().then_some(()))
+            Ok(children_of(init).is_empty().then_some(()))
         })
-        .with_context(|| format!("children of pid 1 left: {:?}", children(init)))?;
+        .with_context(|| format!("children of pid 1 left: {:?}", children_of(init)))?;
 
         signal(init, stop_signal)?;
         let status =

@@ -14,6 +14,8 @@ mod init;
 mod isolation;
 mod lan;
 mod load;
+mod lxc;
+mod nat;
 mod pages;
 mod release;
 mod renew;
