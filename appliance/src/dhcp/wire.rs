@@ -3,23 +3,33 @@
 //! hostile datagram could panic the decoder; those options are length-checked here first, and a
 //! malformed datagram is an error, never a panic. Fixed-size numbers are checked too: dhcproto
 //! reads their size whatever the length byte says, so a wrong one would shift every option after.
+//! And the hardware address length: dhcproto's `chaddr()` slices its 16-byte field by it, so a
+//! decoded message with hlen over 16 would panic whoever reads its chaddr.
 
 use dhcproto::v4::{Decodable, Message};
 
 /// Where the options start: the fixed BOOTP header (236 bytes) plus the magic cookie.
 const OPTIONS_OFFSET: usize = 240;
+/// Where hlen is, and the size of the chaddr field it measures.
+const HLEN_OFFSET: usize = 2;
+const CHADDR_SIZE: u8 = 16;
 
 /// Why a datagram is not a DHCP message we accept.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeFailure {
     #[error("option {code} has invalid length {len}")]
     OptionLength { code: u8, len: usize },
+    #[error("hardware address length {0} is longer than the chaddr field")]
+    HardwareLength(u8),
     #[error(transparent)]
     Dhcproto(#[from] dhcproto::error::DecodeError),
 }
 
 /// Decodes one datagram into a message.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeFailure> {
+    if let Some(&hlen) = bytes.get(HLEN_OFFSET).filter(|&&hlen| hlen > CHADDR_SIZE) {
+        return Err(DecodeFailure::HardwareLength(hlen));
+    }
     check_option_lengths(bytes)?;
     Ok(Message::from_bytes(bytes)?)
 }
@@ -88,6 +98,15 @@ mod tests {
             let bytes = with_raw_option(code, data);
             assert!(matches!(decode(&bytes), Err(DecodeFailure::OptionLength { .. })), "option {code}");
         }
+    }
+
+    #[test]
+    fn a_hardware_length_past_chaddr_is_an_error_not_a_panic_later() {
+        let mut bytes = with_raw_option(12, b"host");
+        bytes[2] = 17;
+        assert!(matches!(decode(&bytes), Err(DecodeFailure::HardwareLength(17))));
+        bytes[2] = 16;
+        assert_eq!(decode(&bytes).expect("16 fits").chaddr().len(), 16);
     }
 
     #[test]

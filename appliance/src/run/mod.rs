@@ -104,6 +104,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         stop: stop.clone(),
     };
     network::prepare_lan(&shared.config).await?;
+    network::prime_wan(&shared).await;
     let mut services = Services::new();
     services::start(&shared, leases, &mut services).await?;
     network::start_wan(&shared, &mut services);

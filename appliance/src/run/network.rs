@@ -28,6 +28,11 @@ pub(super) async fn prepare_lan(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot prepare the lan interface {:?}", config.lan.interface))
 }
 
+/// Publishes the WAN interface's state as it is now, before the services that follow it start.
+pub(super) async fn prime_wan(shared: &Shared) {
+    net::wan::prime(&shared.config.wan, &shared.wan).await;
+}
+
 /// Starts the WAN task (service `wan`), which owns the WAN interface's address and publishes it
 /// on `shared.wan`.
 pub(super) fn start_wan(shared: &Shared, services: &mut Services) {

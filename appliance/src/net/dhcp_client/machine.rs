@@ -266,7 +266,8 @@ impl Client {
 
     /// Acts on a reply: ignored unless it answers our current transaction.
     pub fn on_reply(&mut self, msg: &Message, now: Now) -> Vec<Action> {
-        if msg.opcode() != Opcode::BootReply || msg.chaddr().get(..6) != Some(&self.identity.mac[..]) {
+        // hlen first: dhcproto's chaddr() slices by it (decode refuses more than 16 already).
+        if msg.opcode() != Opcode::BootReply || msg.hlen() != 6 || msg.chaddr() != self.identity.mac {
             return Vec::new();
         }
         let Some(kind) = msg.opts().msg_type() else { return Vec::new() };

@@ -340,3 +340,44 @@ fn an_expired_saved_lease_is_removed_and_its_address_hinted() {
         Some(&DhcpOption::RequestedIpAddress(OFFERED))
     );
 }
+
+/// A hostile server sees our xid (DISCOVERs are broadcast) and may answer anything: replies
+/// made by flipping bytes of a real ACK never panic the decoder or the client, and whatever the
+/// client binds is an address a host can have, with timers in order.
+#[test]
+fn ten_thousand_mangled_replies_never_panic_nor_bind_nonsense() {
+    use dhcproto::v4::Encodable;
+
+    let clock = Clock(Instant::now());
+    let mut rng = Rng::new(99);
+    let mut bound = 0;
+    for round in 0..10_000u32 {
+        let mut client = client();
+        let actions = client.start(clock.at(0.0), None);
+        let (discover, _) = sent(&actions);
+        let offer = reply(discover, MessageType::Offer, OFFERED, 600);
+        let actions = client.on_reply(&offer, clock.at(0.0));
+        let (request, _) = sent(&actions);
+        let mut bytes = reply(request, MessageType::Ack, OFFERED, 600).to_vec().unwrap();
+        // Keep the header's xid and chaddr most of the time, so the mangled options get read.
+        for _ in 0..1 + rng.next_u32() % 8 {
+            let at = 240 + (rng.next_u32() as usize) % (bytes.len() - 240);
+            bytes[at] = rng.next_u32() as u8;
+        }
+        if round % 10 == 0 {
+            let at = (rng.next_u32() as usize) % bytes.len();
+            bytes[at] = rng.next_u32() as u8;
+        }
+        let Ok(msg) = crate::dhcp::wire::decode(&bytes) else { continue };
+        for action in client.on_reply(&msg, clock.at(0.0)) {
+            if let Action::Bind { lease, .. } = action {
+                bound += 1;
+                assert!(messages::is_host_address(lease.address.addr()), "{lease:?}");
+                assert!(lease.address.prefix_len() >= 1, "{lease:?}");
+                assert!(lease.t1 <= lease.t2 && lease.t2 <= lease.lease_time, "{lease:?}");
+                assert!(lease.lease_time >= messages::MIN_LEASE_TIME, "{lease:?}");
+            }
+        }
+    }
+    assert!(bound > 0, "some mangled acks are still acks");
+}

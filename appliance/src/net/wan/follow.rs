@@ -119,16 +119,8 @@ impl Follower<'_> {
                 }
             }
         }
-        let read = async {
-            let addresses = netlink.addresses(&link).await?;
-            // The configured address when it is there (static mode), else the primary one.
-            let wanted = self.fixed.map(|f| f.address).filter(|net| addresses.iter().any(|a| a.net == *net));
-            let primary = addresses.iter().find(|a| !a.secondary).or(addresses.first()).map(|a| a.net);
-            let primary = wanted.or(primary);
-            let gateway = route::default_gateway(netlink, &link).await?;
-            Ok::<_, NetError>(WanState { address: primary, gateway, dns: Vec::new() })
-        };
-        match read.await {
+        let prefer = self.fixed.map(|f| f.address);
+        match read_state(netlink, &link, prefer).await {
             Ok(state) => Some(state),
             Err(e) => {
                 warn!(interface, error = %e, "cannot read the wan interface");
@@ -136,6 +128,20 @@ impl Follower<'_> {
             }
         }
     }
+}
+
+/// What `link` carries now: its address (`prefer` when it is there, as the static address,
+/// else the primary one) and the gateway of the default route through it.
+pub(crate) async fn read_state(
+    netlink: &Netlink,
+    link: &Link,
+    prefer: Option<Ipv4Net>,
+) -> Result<WanState, NetError> {
+    let addresses = netlink.addresses(link).await?;
+    let preferred = prefer.filter(|net| addresses.iter().any(|a| a.net == *net));
+    let primary = addresses.iter().find(|a| !a.secondary).or(addresses.first()).map(|a| a.net);
+    let gateway = route::default_gateway(netlink, link).await?;
+    Ok(WanState { address: preferred.or(primary), gateway, dns: Vec::new() })
 }
 
 /// Puts the static address (and default route) on `link`, changing only what differs.

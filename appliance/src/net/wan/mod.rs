@@ -14,12 +14,13 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use proximity_config::{WanConfig, WanMode};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info};
 
 pub use follow::Fixed;
 pub use state::{WanState, WanWatch};
 
 use super::dhcp_client;
+use super::netlink::Netlink;
 
 /// The host name the DHCP client gives the WAN's server, shown in its lease list.
 pub const DHCP_HOSTNAME: &str = "proximity";
@@ -32,6 +33,33 @@ pub struct WanSetup {
     pub state_dir: PathBuf,
     /// The LAN subnet, which a WAN lease must not overlap.
     pub lan: Option<Ipv4Net>,
+}
+
+/// Publishes what the WAN interface carries now, before the services start, so those that follow
+/// the WAN (NAT) begin with the address a restart left in place rather than with none and a
+/// change a moment later. The WAN task corrects it within milliseconds where it differs (a
+/// saved lease the server refuses, a static address not yet set); DHCP's DNS servers come with
+/// the lease's confirmation.
+pub async fn prime(config: &WanConfig, wan: &WanWatch) {
+    let prefer = match config.mode {
+        WanMode::Static { address, .. } => Some(address),
+        WanMode::Dhcp | WanMode::Host => None,
+    };
+    let read = async {
+        let netlink = Netlink::open()?;
+        match netlink.link(&config.interface).await? {
+            Some(link) => follow::read_state(&netlink, &link, prefer).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    match read.await {
+        Ok(Some(state)) => {
+            wan.publish(state);
+        }
+        Ok(None) => {}
+        // The WAN task reads again, and says so if it still cannot.
+        Err(e) => debug!(interface = %config.interface, error = %e, "cannot read the wan interface at start"),
+    }
 }
 
 /// Owns the WAN interface's address until `stop`, publishing its state on `wan`. Never fails:
