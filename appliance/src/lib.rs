@@ -13,6 +13,8 @@
 //! - [`nat`]: the LAN's router: masquerade, port forwards and the firewall, as one nftables
 //!   table (`inet proximity`) kept in force.
 //! - [`api`]: the admin API (apps, leases, reservations, DNS records, health, metrics) over HTTP.
+//! - [`net`]: interfaces over rtnetlink: the LAN address at start, the WAN address (static,
+//!   followed, or from our own DHCP client) published to what depends on it.
 //! - [`shutdown`]: signals (graceful vs fast stop) and, as PID 1, reaping children.
 //! - `reaper`: PID 1's collection of orphans, which leaves the children we wait for (`nft`) alone.
 //! - [`run`]: binds every socket, starts the services and waits for them to stop.
@@ -25,6 +27,7 @@ pub mod dns;
 mod errors;
 pub mod names;
 pub mod nat;
+pub mod net;
 pub mod proxy;
 mod reaper;
 pub mod run;

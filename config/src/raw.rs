@@ -140,7 +140,8 @@ pub struct RawDns {
     /// The domain the appliance is authoritative for; given to DHCP clients as domain and search list.
     pub domain: String,
     /// Servers that LAN clients' other queries are forwarded to (`ip` or `ip:port`), tried in
-    /// order. Empty: nothing is forwarded; LAN clients get SERVFAIL for other names.
+    /// order. Empty: the DNS servers the WAN's DHCP server gives (`wan.mode = "dhcp"`); without
+    /// those nothing is forwarded, and LAN clients get SERVFAIL for other names.
     pub upstreams: Vec<String>,
     /// TTL of the records we serve. Short, because names follow leases and apps live.
     pub ttl: String,

@@ -31,6 +31,8 @@
 //!   start, stop, teardown.
 //! - [`clients`]: dhclient, udhcpc and dhcpcd wrappers, their recording scripts, and the
 //!   [`Lease`] a client saw.
+//! - [`dhcp_server`]: [`dhcp_server::DhcpServer`], dnsmasq as the WAN's DHCP server, for the
+//!   appliance's own DHCP client.
 //! - [`dns`]: `dig` and `kdig` run in a host's namespace and their replies read; [`dns::Dnsmasq`],
 //!   a real DNS server on a lab host (the upstream the appliance forwards to).
 //! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
@@ -45,6 +47,7 @@
 
 pub mod appliance;
 pub mod clients;
+pub mod dhcp_server;
 pub mod dns;
 pub mod http;
 pub mod logs;

@@ -4,6 +4,8 @@
 use std::process::Command;
 use std::sync::Once;
 
+use std::net::Ipv4Addr;
+
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
@@ -44,6 +46,29 @@ impl Netns {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, program]);
         cmd
+    }
+
+    /// IPv4 addresses on `iface`, with prefix lengths, in the kernel's order (primary first).
+    pub fn ipv4_addrs(&self, iface: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let out = self.ip(&["-4", "-o", "addr", "show", "dev", iface])?;
+        // Lines look like `2: c1f0n0    inet 10.20.0.100/24 brd ... scope global c1f0n0\ ...`.
+        let mut addrs = Vec::new();
+        for line in out.lines() {
+            let mut words = line.split_whitespace();
+            if words.any(|w| w == "inet") {
+                let cidr = words.next().context("`inet` without an address")?;
+                let (ip, len) = cidr.split_once('/').with_context(|| format!("{cidr:?} has no prefix"))?;
+                addrs.push((ip.parse()?, len.parse()?));
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// The default route's gateway, if there is one.
+    pub fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
+        let out = self.ip(&["-4", "route", "show", "default"])?;
+        let via = out.split_whitespace().skip_while(|w| *w != "via").nth(1);
+        via.map(|ip| ip.parse().with_context(|| format!("bad route: {out}"))).transpose()
     }
 
     /// Pids of the processes inside the namespace.

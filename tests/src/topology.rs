@@ -186,25 +186,12 @@ impl Host {
 
     /// IPv4 addresses on the host's interface, with prefix lengths.
     pub fn ipv4_addrs(&self) -> Result<Vec<(Ipv4Addr, u8)>> {
-        let out = self.netns.ip(&["-4", "-o", "addr", "show", "dev", &self.iface])?;
-        // Lines look like `2: c1f0n0    inet 10.20.0.100/24 brd ... scope global c1f0n0\ ...`.
-        let mut addrs = Vec::new();
-        for line in out.lines() {
-            let mut words = line.split_whitespace();
-            if words.any(|w| w == "inet") {
-                let cidr = words.next().context("`inet` without an address")?;
-                let (ip, len) = cidr.split_once('/').with_context(|| format!("{cidr:?} has no prefix"))?;
-                addrs.push((ip.parse()?, len.parse()?));
-            }
-        }
-        Ok(addrs)
+        self.netns.ipv4_addrs(&self.iface)
     }
 
     /// The default route's gateway, if there is one.
     pub fn default_gateway(&self) -> Result<Option<Ipv4Addr>> {
-        let out = self.netns.ip(&["-4", "route", "show", "default"])?;
-        let via = out.split_whitespace().skip_while(|w| *w != "via").nth(1);
-        via.map(|ip| ip.parse().with_context(|| format!("bad route: {out}"))).transpose()
+        self.netns.default_gateway()
     }
 
     /// Pings `ip` from this host until one reply arrives or [`PING_TIMEOUT`] passes.

@@ -1,12 +1,15 @@
-//! Forwarding for LAN clients: the upstreams of `dns.upstreams`, tried in order, each through a
-//! hickory-resolver `Resolver` of its own (UDP, TCP when the answer is truncated; our own
-//! `ResolverConfig`, never `/etc/resolv.conf`), behind one cache that honours TTLs and caches
-//! negative answers (RFC 2308). Failure is SERVFAIL within `dns.upstream_timeout`, never a hang.
+//! Forwarding for LAN clients: the upstreams of `dns.upstreams` (or, when that is empty, those
+//! the WAN's DHCP server gave, swapped in at run time with [`Forwarder::set_upstreams`]), tried
+//! in order, each through a hickory-resolver `Resolver` of its own (UDP, TCP when the answer is
+//! truncated; our own `ResolverConfig`, never `/etc/resolv.conf`), behind one cache that honours
+//! TTLs and caches negative answers (RFC 2308). Failure is SERVFAIL within
+//! `dns.upstream_timeout`, never a hang.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::config::{
@@ -52,7 +55,9 @@ struct Upstream {
 
 /// The forwarder shared by every query of the server.
 pub struct Forwarder {
-    upstreams: Vec<Upstream>,
+    /// Swapped whole when the WAN's DNS servers change; a query in flight keeps the list it
+    /// started with.
+    upstreams: ArcSwap<Vec<Upstream>>,
     cache: ResponseCache,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
@@ -60,8 +65,10 @@ pub struct Forwarder {
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let upstreams: Vec<SocketAddr> = self.upstreams.iter().map(|u| u.addr).collect();
-        f.debug_struct("Forwarder").field("upstreams", &upstreams).field("timeout", &self.timeout).finish()
+        f.debug_struct("Forwarder")
+            .field("upstreams", &self.upstreams())
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -69,28 +76,29 @@ impl Forwarder {
     /// Forwarding to `upstreams` in order, all of them within `timeout`, with a cache of
     /// `cache_size` answers.
     pub fn new(upstreams: &[SocketAddr], timeout: Duration, cache_size: u32) -> Result<Self, ForwardError> {
-        // Each upstream gets an equal share of the time, so a dead first one leaves the others
-        // time to answer before the client gives up.
-        let share = timeout / u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
-        let upstreams = upstreams
-            .iter()
-            .map(|&addr| {
-                resolver(addr, share)
-                    .map(|resolver| Upstream { addr, resolver })
-                    .map_err(|source| ForwardError { upstream: addr, source })
-            })
-            .collect::<Result<_, _>>()?;
         let cache = ResponseCache::new(u64::from(cache_size), TtlConfig::from_opts(&ResolverOpts::default()));
         Ok(Forwarder {
-            upstreams,
+            upstreams: ArcSwap::from_pointee(resolvers(upstreams, timeout)?),
             cache,
             timeout,
             in_flight: Arc::new(Semaphore::new(MAX_FORWARDS_IN_FLIGHT)),
         })
     }
 
+    /// Forwards to `upstreams` from now on (questions already asked finish with the old ones).
+    /// The cache stays: what it holds was true when asked and expires by its TTLs.
+    pub fn set_upstreams(&self, upstreams: &[SocketAddr]) -> Result<(), ForwardError> {
+        self.upstreams.store(Arc::new(resolvers(upstreams, self.timeout)?));
+        Ok(())
+    }
+
+    /// The upstreams in use, in order.
+    pub fn upstreams(&self) -> Vec<SocketAddr> {
+        self.upstreams.load().iter().map(|u| u.addr).collect()
+    }
+
     pub fn has_upstreams(&self) -> bool {
-        !self.upstreams.is_empty()
+        !self.upstreams.load().is_empty()
     }
 
     /// The cached answer to `name`/`qtype`, with TTLs counted down, if there is one.
@@ -107,14 +115,15 @@ impl Forwarder {
     /// Asks the upstreams in order until one answers (an answer, NXDOMAIN or NODATA), within
     /// the timeout overall; caches what it got.
     pub async fn resolve(&self, name: &Name, qtype: RecordType) -> Result<Answer, Unanswered> {
-        if self.upstreams.is_empty() {
+        let upstreams = self.upstreams.load_full();
+        if upstreams.is_empty() {
             return Err(Unanswered::NoUpstreams);
         }
         let query = Query::query(name.clone(), qtype);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut last = Unanswered::TimedOut(self.timeout);
-        for (i, upstream) in self.upstreams.iter().enumerate() {
-            let left = u32::try_from(self.upstreams.len() - i).unwrap_or(1);
+        for (i, upstream) in upstreams.iter().enumerate() {
+            let left = u32::try_from(upstreams.len() - i).unwrap_or(1);
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
                 break;
@@ -139,6 +148,20 @@ impl Forwarder {
         }
         Err(last)
     }
+}
+
+/// A resolver for each of `upstreams`. Each gets an equal share of the time, so a dead first
+/// one leaves the others time to answer before the client gives up.
+fn resolvers(upstreams: &[SocketAddr], timeout: Duration) -> Result<Vec<Upstream>, ForwardError> {
+    let share = timeout / u32::try_from(upstreams.len().max(1)).unwrap_or(u32::MAX);
+    upstreams
+        .iter()
+        .map(|&addr| {
+            resolver(addr, share)
+                .map(|resolver| Upstream { addr, resolver })
+                .map_err(|source| ForwardError { upstream: addr, source })
+        })
+        .collect()
 }
 
 /// The resolver for one upstream: only that server, no hosts file, no search list, no cache

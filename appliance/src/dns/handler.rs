@@ -78,6 +78,11 @@ impl Handler {
         &self.metrics
     }
 
+    /// The forwarder, whose upstreams can be swapped while serving.
+    pub fn forwarder(&self) -> &Arc<Forwarder> {
+        &self.forwarder
+    }
+
     /// The reply to `message` from `src` sent to `asked`, forwarding inline when needed.
     pub async fn answer(
         &self,

@@ -1,14 +1,15 @@
-//! Start-up and the life of the daemon: open the store, build the names, start every service
-//! (each binds its sockets first, so a port in use fails the start with its address), serve
-//! until stopped, then close the store.
+//! Start-up and the life of the daemon: open the store, build the names, make the LAN interface
+//! ready, start every service (each binds its sockets first, so a port in use fails the start
+//! with its address) and the WAN task, serve until stopped, then close the store.
 //!
 //! - `services`: starting DNS, DHCP, the proxy, the admin API and NAT from the config.
+//! - `network`: the LAN interface at start, the WAN task, and what follows the WAN address
+//!   (NAT takes its receiver from `Shared::wan`).
 //! - `bind`: binding listeners, errors naming the address.
-//! - `wan`: the WAN address NAT follows.
 
 mod bind;
+mod network;
 mod services;
-mod wan;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::apps;
 use crate::dhcp;
 use crate::names::{Directory, NameTable, Names};
 use crate::nat::Forwards;
+use crate::net::WanWatch;
 use crate::proxy;
 use crate::shutdown::Stop;
 use crate::state::Store;
@@ -38,6 +40,9 @@ pub(crate) struct Shared {
     pub forwards: Arc<Forwards>,
     pub ca: Option<Arc<tls::Ca>>,
     pub states: Arc<ServiceStates>,
+    /// The WAN state, published by the WAN task. NAT takes `wan.address()`: the WAN address
+    /// alone, which changes only when the address does.
+    pub wan: WanWatch,
     pub stop: Stop,
 }
 
@@ -95,10 +100,14 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         forwards,
         ca,
         states: Arc::new(ServiceStates::default()),
+        wan: WanWatch::new(),
         stop: stop.clone(),
     };
+    network::prepare_lan(&shared.config).await?;
+    network::prime_wan(&shared).await;
     let mut services = Services::new();
     services::start(&shared, leases, &mut services).await?;
+    network::start_wan(&shared, &mut services);
 
     let mut failed = None;
     while let Some(done) = services.join_next().await {

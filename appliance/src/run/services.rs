@@ -1,16 +1,17 @@
 //! Starting each service the config enables: DNS, DHCP, the proxy, the admin API and NAT. Each
 //! one's sockets are bound before anything is spawned, the metrics are shared with the admin
-//! API's `/metrics`, and each service's state is kept for `/v1/health`.
+//! API's `/metrics`, and each service's state is kept for `/v1/health`. DNS's upstreams, the
+//! admin certificate and NAT follow the WAN (see `network`).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{Services, Shared, bind, wan};
+use super::{Services, Shared, bind, network};
 use crate::api::{self, LeaseAdmin};
 use crate::apps;
 use crate::dhcp;
@@ -49,6 +50,9 @@ pub(super) async fn start(
         let (udp, tcp) = bind::dns(&config.dns.listen)?;
         let handler = dns::Handler::new(config, shared.names.clone(), dns_metrics.clone())
             .context("cannot set up the dns server")?;
+        if config.dns.upstreams.is_empty() {
+            network::follow_wan_dns(handler.forwarder().clone(), shared, services);
+        }
         let stop = shared.stop.clone();
         spawn(shared, services, "dns", dns::serve(udp, tcp, Arc::new(handler), stop));
     }
@@ -125,7 +129,12 @@ pub(super) async fn start(
             .context("token task failed")?
             .context("cannot set up the admin api token")?;
         let tls = match (&shared.ca, config.admin.tls) {
-            (Some(ca), true) => Some(admin_tls(ca, shared).context("cannot set up tls for the admin api")?),
+            (Some(ca), true) => {
+                let (tls, certificate) =
+                    admin_tls(ca, shared).context("cannot set up tls for the admin api")?;
+                network::follow_wan_in_admin_certificate(certificate, shared, services);
+                Some(tls)
+            }
             _ => None,
         };
         let mut state = api::ApiState::new(
@@ -152,7 +161,7 @@ pub(super) async fn start(
         let nat = nat::Nat {
             config: config.clone(),
             forwards: shared.forwards.clone(),
-            wan_address: wan::wan_address_watch(&config.wan.interface),
+            wan_address: shared.wan.address(),
             states: shared.states.clone(),
         };
         let serving = nat::serve(nat, shared.stop.clone());
@@ -163,7 +172,7 @@ pub(super) async fn start(
     Ok(())
 }
 
-fn spawn(
+pub(super) fn spawn(
     shared: &Shared,
     services: &mut Services,
     name: &'static str,
@@ -175,30 +184,18 @@ fn spawn(
 
 /// The admin API's certificate: `ns.<domain>` (the appliance's name in its zone) and every
 /// address the appliance has now, the gateway and loopback included, since clients reach the
-/// API by address (`https://10.20.0.1:9090`, the WAN address from the user's workstation).
-fn admin_tls(ca: &tls::Ca, shared: &Shared) -> Result<Arc<rustls::ServerConfig>, tls::TlsError> {
+/// API by address (`https://10.20.0.1:9090`, the WAN address from the user's workstation). It is
+/// issued again when the WAN address changes.
+fn admin_tls(
+    ca: &Arc<tls::Ca>,
+    shared: &Shared,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<tls::AdminCertificate>), tls::TlsError> {
     let config = &shared.config;
-    let names = [format!("{}.{}", proximity_config::types::NS_LABEL, config.dns.domain)];
-    let mut ips = vec![IpAddr::V4(config.lan.gateway()), IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    ips.extend(config.admin.listen.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
-    match nix::ifaddrs::getifaddrs() {
-        Ok(addrs) => ips.extend(addrs.filter_map(|a| {
-            let addr = a.address?;
-            addr.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| addr.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })),
-        Err(e) => {
-            warn!(error = %e, "cannot list the appliance's addresses; the admin certificate names the gateway only")
-        }
-    }
-    ips.retain(|ip| {
-        !ip.is_unspecified() && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
-    });
-    ips.sort();
-    ips.dedup();
+    let names = vec![format!("{}.{}", proximity_config::types::NS_LABEL, config.dns.domain)];
+    let ips = network::admin_addresses(config, shared.wan.current().ip());
     info!(names = ?names, addresses = ?ips, "admin api certificate");
-    tls::admin_server_config(ca, &names, &ips)
+    let certificate = Arc::new(tls::AdminCertificate::new(ca.clone(), names, &ips)?);
+    Ok((tls::admin_server_config_following(certificate.clone())?, certificate))
 }
 
 /// The admin API's view of the DHCP server: its lease records, and revoking one.

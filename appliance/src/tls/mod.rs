@@ -3,6 +3,7 @@
 //! (SNI), and the rustls server configurations built on them.
 //!
 //! - [`ca`]: the CA itself (`ca.crt`, `ca.key`), loaded or created, and the leaves it signs.
+//! - [`admin`]: the admin API's certificate, issued again when the appliance's addresses change.
 //! - [`certs`]: the cache of leaves by name behind a [`NamePolicy`], and the SNI resolver.
 //! - [`error`]: [`TlsError`], worded for the operator.
 //! - `files`: creating the CA files atomically, never replacing one.
@@ -14,6 +15,7 @@
 //! [`Ca::issue`] refuses names outside it, so a certificate for another site is neither issued
 //! nor, should the key leak and one be forged, accepted by clients that trust the CA.
 
+pub mod admin;
 pub mod ca;
 pub mod certs;
 pub mod error;
@@ -27,6 +29,7 @@ use rustls::crypto::{CryptoProvider, ring};
 use rustls::server::ResolvesServerCert;
 use rustls::sign::SingleCertAndKey;
 
+pub use admin::AdminCertificate;
 pub use ca::Ca;
 pub use certs::{Certificates, MAX_CACHED_CERTIFICATES, NamePolicy, SniResolver};
 pub use error::TlsError;
@@ -56,6 +59,14 @@ pub fn admin_server_config(
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let key = ca.issue(dns_names, ips)?;
     server_config(Arc::new(SingleCertAndKey::from(key)))
+}
+
+/// The server configuration of the admin API serving `certificate`, whichever one it holds at
+/// each handshake (it is issued again when the WAN address changes).
+pub fn admin_server_config_following(
+    certificate: Arc<AdminCertificate>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config(certificate)
 }
 
 fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
@@ -200,6 +211,31 @@ mod tests {
         let err = client_result.unwrap_err();
         let rustls::Error::InvalidCertificate(cert_error) = tls_error(&err) else { panic!("{err}") };
         assert!(format!("{cert_error:?}").contains("NameConstraintViolation"), "{cert_error:?}");
+    }
+
+    #[tokio::test]
+    async fn the_admin_certificate_is_issued_again_for_a_new_address() {
+        let (_dir, ca) = ca();
+        let (old, new): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "192.0.2.7".parse().unwrap());
+        let certificate =
+            Arc::new(AdminCertificate::new(ca.clone(), vec!["ns.prox.local".into()], &[old]).unwrap());
+        let server = admin_server_config_following(certificate.clone()).unwrap();
+        let (client_result, _) =
+            handshake(server.clone(), client(&ca, rustls::ALL_VERSIONS), "192.0.2.7").await;
+        assert!(client_result.is_err(), "the new address is not named yet");
+
+        assert!(certificate.reissue(&[new, old]).unwrap());
+        assert!(!certificate.reissue(&[old, new, old]).unwrap(), "the same addresses: nothing issued");
+        assert_eq!(certificate.ips(), [old, new]);
+        for name in ["192.0.2.7", "127.0.0.1", "ns.prox.local"] {
+            let (client_result, server_result) =
+                handshake(server.clone(), client(&ca, rustls::ALL_VERSIONS), name).await;
+            client_result.unwrap();
+            server_result.unwrap();
+        }
+        assert!(certificate.reissue(&[new]).unwrap());
+        let (client_result, _) = handshake(server, client(&ca, rustls::ALL_VERSIONS), "127.0.0.1").await;
+        assert!(client_result.is_err(), "an address gone is no longer named");
     }
 
     #[tokio::test]

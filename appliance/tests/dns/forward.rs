@@ -112,6 +112,31 @@ async fn without_upstreams_it_is_servfail_at_once() {
     server.stop().await.unwrap();
 }
 
+/// The WAN's DNS servers arrive by DHCP after the server started: swapped in while it serves,
+/// used by the next question, and swapped out again.
+#[tokio::test]
+async fn upstreams_can_be_swapped_while_serving() {
+    let server = Server::start(&support::config(&[], "2s")).await;
+    let reply = udp(server.addr, &query("www.example.test.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail, "no upstream yet");
+
+    let (first, second) = (Upstream::start().await, Upstream::start().await);
+    server.handler.forwarder().set_upstreams(&[first.addr]).unwrap();
+    let reply = udp(server.addr, &query("www.example.test.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), [Ipv4Addr::new(192, 0, 2, 80)]);
+    assert_eq!(first.count("www.example.test."), 1);
+
+    server.handler.forwarder().set_upstreams(&[second.addr]).unwrap();
+    let reply = udp(server.addr, &query("alias.example.test.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), [Ipv4Addr::new(192, 0, 2, 80)]);
+    assert_eq!((first.count("alias.example.test."), second.count("alias.example.test.")), (0, 1));
+
+    server.handler.forwarder().set_upstreams(&[]).unwrap();
+    let reply = udp(server.addr, &query("other.example.test.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail, "no upstream again");
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn upstreams_are_tried_in_order() {
     let dead = upstream::dead().await;

@@ -73,6 +73,7 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     pub(crate) names: Arc<Names>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) handler: Arc<Handler>,
     stop: Stop,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -94,8 +95,9 @@ impl Server {
         let (udp, tcp) = bind_pair(host);
         let addr = udp.local_addr().expect("local addr");
         let stop = Stop::manual();
-        let task = tokio::spawn(dns::serve(vec![udp], vec![tcp], Arc::new(handler), stop.clone()));
-        Server { addr, names, metrics, stop, task }
+        let handler = Arc::new(handler);
+        let task = tokio::spawn(dns::serve(vec![udp], vec![tcp], handler.clone(), stop.clone()));
+        Server { addr, names, metrics, handler, stop, task }
     }
 
     /// Stops the server and returns what `serve` returned.
