@@ -1,8 +1,9 @@
 //! The WAN address, in each mode, as a user sees it: in `dhcp` mode the appliance gets its address
 //! and default route from the WAN's DHCP server (dnsmasq on the outside host) and forwards LAN
 //! clients' questions to the DNS server it learned there; it follows a new address when the
-//! server changes its mind (a NAK at renewal), with the admin API's certificate naming the new
-//! one; it keeps its address across a restart (INIT-REBOOT), even while the server is away. In
+//! server changes its mind (a NAK at renewal), with the admin API's certificate and the NAT table
+//! (its hairpin forward) naming the new one; it keeps its address across a restart (INIT-REBOOT),
+//! even while the server is away. In
 //! `static` mode it sets address and route; in `host` mode it follows what someone else sets,
 //! and waits for an interface that is not there yet.
 
@@ -12,10 +13,12 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use proximity_config::RawConfig;
+use proximity_config::raw::RawForward;
 use proximity_tests::dhcp_server::{DhcpServer, Logged};
 use proximity_tests::dns::{Dnsmasq, query};
 use proximity_tests::http::admin::ADMIN_PORT;
 use proximity_tests::http::{Admin, curl};
+use proximity_tests::process::run;
 use proximity_tests::{GATEWAY, Host, Lab, WAN_ADDRESS, WAN_PREFIX, WAN_UPSTREAM, wait};
 
 /// The first WAN server's range, and the one a restarted server hands out instead.
@@ -66,6 +69,18 @@ fn await_verified_admin(host: &Host, ip: Ipv4Addr, cacert: &Path) -> Result<()> 
     health.await_status(200, FOLLOW_DEADLINE).map(drop)
 }
 
+/// Until the NAT table's hairpin forward (LAN clients addressing the WAN address) names `now`,
+/// and `old` no more: the ruleset is applied again when the WAN address changes.
+fn await_nat_follows(lab: &Lab, now: Ipv4Addr, old: Option<Ipv4Addr>) -> Result<()> {
+    let mut list = lab.appliance_netns().command("nft");
+    list.args(["list", "table", "inet", "proximity"]);
+    wait::until(FOLLOW_DEADLINE, "the NAT table to follow the WAN address", || {
+        let table = run(&mut list)?;
+        let names = |ip: Ipv4Addr| table.contains(&format!("ip daddr {ip} "));
+        Ok((names(now) && !old.is_some_and(names)).then_some(()))
+    })
+}
+
 fn dhcp_config(lab: &Lab) -> RawConfig {
     let mut config = lab.config();
     config.wan.mode = "dhcp".into();
@@ -114,18 +129,21 @@ fn dhcp_mode_takes_address_route_and_dns_server_from_the_wan() -> Result<()> {
 }
 
 #[test]
-fn a_new_wan_address_is_followed_by_the_route_and_the_admin_certificate() -> Result<()> {
+fn a_new_wan_address_is_followed_by_the_route_nat_and_the_admin_certificate() -> Result<()> {
     let lab = Lab::builder().clients(0).wan(true).wan_address_by_harness(false).build()?;
     let outside = lab.wan();
     let first_server = DhcpServer::builder(outside, FIRST_RANGE.0, FIRST_RANGE.1)
         .renew_after(2, 3)
         .authoritative()
         .start()?;
-    let config = dhcp_config(&lab);
+    let mut config = dhcp_config(&lab);
+    // A forward, whose hairpin rule names the WAN address.
+    config.nat.forwards.push(RawForward { protocol: "tcp".into(), port: 8022, to: "10.20.0.50:22".into() });
     lab.start_appliance(&config)?;
     let first = await_wan_address(&lab, "a WAN address from the first range", in_range(FIRST_RANGE))?;
     let api = Admin::connect(outside, first, Path::new(&config.state.dir))?;
     await_verified_admin(outside, first, api.cacert())?;
+    await_nat_follows(&lab, first, None)?;
 
     // The WAN's server is replaced by one with another range and router, which knows nothing of
     // the old lease: the appliance's next renewal (T1 = 2 s) is refused, and it starts over.
@@ -138,6 +156,7 @@ fn a_new_wan_address_is_followed_by_the_route_and_the_admin_certificate() -> Res
     let second = await_wan_address(&lab, "only a WAN address from the second range", in_range(SECOND_RANGE))?;
     await_default_route(&lab, SECOND_ROUTER)?;
     await_verified_admin(outside, second, api.cacert())?;
+    await_nat_follows(&lab, second, Some(first))?;
     let logged = second_server.logged();
     assert!(
         logged.iter().any(|l| l.kind == "DHCPNAK" && l.ip == Some(first)),
