@@ -3,9 +3,8 @@
 //! clients' questions to the DNS server it learned there; it follows a new address when the
 //! server changes its mind (a NAK at renewal), with the admin API's certificate and the NAT table
 //! (its hairpin forward) naming the new one; it keeps its address across a restart (INIT-REBOOT),
-//! even while the server is away. In
-//! `static` mode it sets address and route; in `host` mode it follows what someone else sets,
-//! and waits for an interface that is not there yet.
+//! even while the server is away. In `static` mode it sets address and route; in `host` mode it
+//! follows what someone else sets, and waits for an interface that is not there yet.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
