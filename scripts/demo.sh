@@ -91,6 +91,12 @@ cat > "$work/proximity.toml" <<TOML
 interface = "eth1"
 address = "10.20.0.1/24"
 
+# This lab has no WAN side: "host" mode only follows an eth0 should one appear (the default,
+# "dhcp", would look for a DHCP server on it).
+[wan]
+interface = "eth0"
+mode = "host"
+
 [dhcp]
 range = "10.20.0.100-10.20.0.250"
 lease_time = "12h"
