@@ -1,7 +1,7 @@
 //! A LAN NIC replaced while the appliance runs, as Proxmox does when a user edits net1 of a
 //! running container (bridge, MAC, firewall flag): the veth is deleted and a new one with the
 //! same name appears. The appliance puts the gateway back on it and serves DHCP and DNS on it
-//! again, with no restart.
+//! again, with no restart, and the leases given before stay.
 
 use std::time::Duration;
 
@@ -45,6 +45,10 @@ fn a_replaced_lan_interface_gets_the_gateway_dhcp_and_dns_back() -> Result<()> {
     assert_ne!(lease.ip, first.ip, "a second client, a second address");
     let reply = query(client, GATEWAY, DOMAIN, "SOA").run()?;
     assert_eq!(reply.status, "NOERROR", "DNS at the gateway answers: {reply}");
+    // The leases stay: the first client, rebooted, is given its address again.
+    lab.client(0).dhclient().stop()?;
+    let again = lab.client(0).dhclient().obtain()?;
+    assert_eq!(again.ip, first.ip, "the first client keeps its lease across the replacement");
     let log = appliance.log();
     assert!(log.contains("lan interface replaced"), "the appliance says it followed the LAN:\n{log}");
     Ok(())
