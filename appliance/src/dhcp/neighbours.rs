@@ -4,6 +4,8 @@
 //! rtnetlink, as dnsmasq does with SIOCSARP). If that fails the caller broadcasts instead.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use proximity_config::MacAddr;
 use rtnetlink::packet_route::neighbour::NeighbourState;
@@ -24,7 +26,8 @@ pub enum NeighbourError {
 #[derive(Debug, Clone)]
 pub struct Neighbours {
     handle: rtnetlink::Handle,
-    index: u32,
+    /// The LAN interface's index, shared by the clones: a replaced interface has a new one.
+    index: Arc<AtomicU32>,
 }
 
 impl Neighbours {
@@ -39,14 +42,19 @@ impl Neighbours {
                 () = stop.cancelled() => {}
             }
         });
-        Ok(Neighbours { handle, index })
+        Ok(Neighbours { handle, index: Arc::new(AtomicU32::new(index)) })
+    }
+
+    /// Points this and every clone at the LAN interface `index` (a replaced one).
+    pub fn set_index(&self, index: u32) {
+        self.index.store(index, Ordering::Relaxed);
     }
 
     /// Maps `ip` to `mac` on the LAN interface, replacing any entry for `ip`.
     pub async fn teach(&self, ip: Ipv4Addr, mac: MacAddr) -> Result<(), NeighbourError> {
         self.handle
             .neighbours()
-            .add(self.index, IpAddr::V4(ip))
+            .add(self.index.load(Ordering::Relaxed), IpAddr::V4(ip))
             .link_layer_address(&mac.0)
             .state(NeighbourState::Reachable)
             .replace()

@@ -1,5 +1,7 @@
 //! The DHCP server loop: receive, decide, make durable, answer. One bad datagram never stops it;
-//! only a dead socket does.
+//! only a dead socket does. A socket for a replaced LAN interface takes the old one's place
+//! without a restart: leases, offers and pending commits stay, and replies waiting for their
+//! commit go out on the socket current when they are sent.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::Ordering;
@@ -8,13 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::{Message, MessageType};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::engine::{CLIENT_PORT, Dest, Engine, Ignored, Outcome, Reply};
 use super::metrics::Metrics;
 use super::neighbours::Neighbours;
+use super::socket::Rebind;
 use super::wire;
 use crate::names::{Directory, LeaseSource};
 use crate::shutdown::Stop;
@@ -137,14 +140,34 @@ impl Server {
     /// Serves on `socket` until `stop` fires, then lets pending commits finish within the
     /// stop's drain limit.
     pub async fn serve(self, socket: UdpSocket, stop: Stop) -> std::io::Result<()> {
-        let socket = Arc::new(socket);
+        let (_none, rebinds) = mpsc::channel(1);
+        self.serve_rebinding(socket, rebinds, stop).await
+    }
+
+    /// [`Server::serve`], moving to each socket `rebinds` brings (one bound to a replaced LAN
+    /// interface).
+    pub async fn serve_rebinding(
+        self,
+        socket: UdpSocket,
+        mut rebinds: mpsc::Receiver<Rebind>,
+        stop: Stop,
+    ) -> std::io::Result<()> {
+        let current = watch::Sender::new(Arc::new(socket));
         let mut pending: JoinSet<()> = JoinSet::new();
         let mut buf = vec![0u8; RECV_BUF];
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         let mut swept_until = unix_now();
         let result = loop {
+            let socket = current.borrow().clone();
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
+                Some(rebind) = rebinds.recv() => {
+                    if let Some(neighbours) = &self.neighbours {
+                        neighbours.set_index(rebind.index);
+                    }
+                    current.send_replace(Arc::new(rebind.socket));
+                    info!(index = rebind.index, "dhcp serving on the replaced lan interface");
+                }
                 received = socket.recv_from(&mut buf) => match received {
                     Ok((len, src)) => {
                         if pending.len() >= MAX_PENDING_COMMITS {
@@ -158,7 +181,7 @@ impl Server {
                             self.metrics.overloaded_now.store(false, Ordering::Relaxed);
                         }
                         let datagram = buf.get(..len).unwrap_or_default();
-                        self.handle(datagram, src, &socket, &mut pending).await;
+                        self.handle(datagram, src, &current, &mut pending).await;
                     }
                     Err(e) if transient(&e) => debug!(error = %e, "dhcp receive"),
                     Err(e) => break Err(e),
@@ -194,7 +217,7 @@ impl Server {
         &self,
         datagram: &[u8],
         src: SocketAddr,
-        socket: &Arc<UdpSocket>,
+        current: &watch::Sender<Arc<UdpSocket>>,
         pending: &mut JoinSet<()>,
     ) {
         let msg = match wire::decode(datagram) {
@@ -210,7 +233,10 @@ impl Server {
         let outcome = self.engine.lock().unwrap_or_else(PoisonError::into_inner).handle(&msg, unix_now());
         match outcome {
             Outcome::Ignore(why) => self.ignored(why, &msg, src),
-            Outcome::Send(reply) => send(socket, &self.metrics, self.neighbours.as_ref(), reply).await,
+            Outcome::Send(reply) => {
+                let socket = current.borrow().clone();
+                send(&socket, &self.metrics, self.neighbours.as_ref(), reply).await;
+            }
             Outcome::Commit { changes, reply, renewal } => {
                 // Queued here, in decision order; only the wait for the disk runs in a task.
                 let logged = changes.clone();
@@ -222,8 +248,8 @@ impl Server {
                         return;
                     }
                 };
-                let (metrics, socket, neighbours) =
-                    (self.metrics.clone(), socket.clone(), self.neighbours.clone());
+                let (metrics, sockets, neighbours) =
+                    (self.metrics.clone(), current.subscribe(), self.neighbours.clone());
                 let renames = self.names.directory.touches(&logged).then(|| self.names.changed.clone());
                 pending.spawn(async move {
                     match durable.await {
@@ -233,6 +259,8 @@ impl Server {
                                 changed.notify_one();
                             }
                             if let Some(reply) = reply {
+                                // The socket of now: the interface may have been replaced meanwhile.
+                                let socket = sockets.borrow().clone();
                                 send(&socket, &metrics, neighbours.as_ref(), reply).await;
                             }
                         }

@@ -1,4 +1,5 @@
-//! The server socket: UDP port 67 on the LAN interface only, able to broadcast.
+//! The server socket: UDP port 67 on the LAN interface only, able to broadcast, and its
+//! replacement when the LAN interface is replaced.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -26,4 +27,13 @@ pub fn bind(interface: &str, port: u16) -> io::Result<tokio::net::UdpSocket> {
         io::Error::new(e.kind(), format!("cannot bind udp port {port} on {interface:?}: {e}"))
     })?;
     tokio::net::UdpSocket::from_std(socket.into())
+}
+
+/// A socket bound to a replaced LAN interface, for a running server to serve on instead of its
+/// old one (bound to an interface that is gone, it would hear nothing).
+#[derive(Debug)]
+pub struct Rebind {
+    pub socket: tokio::net::UdpSocket,
+    /// The new interface's index, for the neighbour entries of unicast replies.
+    pub index: u32,
 }

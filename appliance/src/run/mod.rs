@@ -3,8 +3,8 @@
 //! with its address) and the WAN task, serve until stopped, then close the store.
 //!
 //! - `services`: starting DNS, DHCP, the proxy, the admin API and NAT from the config.
-//! - `network`: the LAN interface at start, the WAN task, and what follows the WAN address
-//!   (NAT takes its receiver from `Shared::wan`).
+//! - `network`: the LAN interface at start and when it is replaced, the WAN task, and what
+//!   follows the WAN address (NAT takes its receiver from `Shared::wan`).
 //! - `bind`: binding listeners, errors naming the address.
 
 mod bind;
@@ -103,10 +103,11 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         wan: WanWatch::new(),
         stop: stop.clone(),
     };
-    network::prepare_lan(&shared.config).await?;
+    let lan = network::prepare_lan(&shared.config).await?;
     network::prime_wan(&shared).await;
     let mut services = Services::new();
-    services::start(&shared, leases, &mut services).await?;
+    let rebinds = services::start(&shared, leases, &mut services).await?;
+    network::follow_lan(&shared, lan.index, rebinds, &mut services);
     network::start_wan(&shared, &mut services);
 
     let mut failed = None;

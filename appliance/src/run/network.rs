@@ -1,5 +1,6 @@
 //! The appliance's own network at start and while it runs: the LAN interface made ready before
-//! anything binds to it, the WAN task that owns the WAN address, and what follows the WAN
+//! anything binds to it and followed when it is replaced (the DHCP server rebound to the new
+//! one; DNS, the proxy and the admin API listen on 0.0.0.0 and need nothing), the WAN task that owns the WAN address, and what follows the WAN
 //! address (DNS's upstreams learned from the WAN's DHCP server, the admin API's certificate).
 //! Other followers of the WAN (NAT) take their receiver from `Shared::wan` the same way.
 
@@ -8,12 +9,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use proximity_config::Config;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::services::spawn;
 use super::{Services, Shared};
+use crate::dhcp::{self, socket::Rebind};
 use crate::dns::forward::Forwarder;
+use crate::net::netlink::Link;
 use crate::net::{self, WanSetup, WanState};
 use crate::shutdown::Stop;
 use crate::tls::AdminCertificate;
@@ -22,10 +25,39 @@ use crate::tls::AdminCertificate;
 const DNS_PORT: u16 = 53;
 
 /// Makes the LAN interface up with the gateway address, before the DHCP server binds to it.
-pub(super) async fn prepare_lan(config: &Config) -> anyhow::Result<()> {
+pub(super) async fn prepare_lan(config: &Config) -> anyhow::Result<Link> {
     net::lan::prepare(&config.lan)
         .await
         .with_context(|| format!("cannot prepare the lan interface {:?}", config.lan.interface))
+}
+
+/// Follows the LAN interface (task `lan`, first seen as `index`): a replaced one gets the gateway
+/// address again, and the DHCP server (when `rebinds` leads to it) a socket bound to it.
+pub(super) fn follow_lan(
+    shared: &Shared,
+    index: u32,
+    rebinds: Option<mpsc::Sender<Rebind>>,
+    services: &mut Services,
+) {
+    let (lan, stop) = (shared.config.lan.clone(), shared.stop.token().clone());
+    services.spawn(async move {
+        let rebind = |link: &Link| {
+            let Some(rebinds) = &rebinds else { return };
+            let socket = match dhcp::socket::bind(&lan.interface, dhcp::SERVER_PORT) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    warn!(interface = %lan.interface, error = %e, "cannot open the dhcp socket on the replaced lan interface; dhcp is deaf until a restart");
+                    return;
+                }
+            };
+            match rebinds.try_send(Rebind { socket, index: link.index }) {
+                Ok(()) => info!(interface = %lan.interface, index = link.index, "lan interface replaced; dhcp rebound"),
+                Err(e) => warn!(interface = %lan.interface, error = %e, "the dhcp server takes no new socket"),
+            }
+        };
+        net::lan::follow(&lan, index, rebind, &stop).await;
+        ("lan", Ok(()))
+    });
 }
 
 /// Publishes the WAN interface's state as it is now, before the services that follow it start.

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tracing::info;
 
 use super::{Services, Shared, bind, network};
@@ -23,13 +24,17 @@ use crate::tls;
 
 /// How often the names are rebuilt for leases that ended, when no DHCP server does it.
 const LEASE_END_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// Sockets for replaced LAN interfaces not yet taken by the DHCP server; replacements come
+/// one per user edit, so a few is plenty.
+const REBINDS_QUEUED: usize = 4;
 
-/// Starts every enabled service into `services`.
+/// Starts every enabled service into `services`; with DHCP, returns where a socket for a
+/// replaced LAN interface goes.
 pub(super) async fn start(
     shared: &Shared,
     leases: Vec<Lease>,
     services: &mut Services,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<mpsc::Sender<dhcp::socket::Rebind>>> {
     let config = &shared.config;
     for (name, enabled) in [
         ("dns", config.dns.enabled),
@@ -58,6 +63,7 @@ pub(super) async fn start(
     }
 
     let mut lease_admin: Option<Arc<dyn LeaseAdmin>> = None;
+    let mut rebinds = None;
     if config.dhcp.enabled {
         let socket = dhcp::socket::bind(&config.lan.interface, dhcp::SERVER_PORT)
             .context("cannot open the dhcp socket")?;
@@ -69,7 +75,9 @@ pub(super) async fn start(
         server.set_reservations(&shared.directory.reservations());
         shared.directory.set_lease_source(server.lease_source());
         lease_admin = Some(Arc::new(server.clone()));
-        spawn(shared, services, "dhcp", server.serve(socket, shared.stop.clone()));
+        let (rebind, rebound) = mpsc::channel(REBINDS_QUEUED);
+        rebinds = Some(rebind);
+        spawn(shared, services, "dhcp", server.serve_rebinding(socket, rebound, shared.stop.clone()));
     }
 
     if !config.dhcp.enabled {
@@ -169,7 +177,7 @@ pub(super) async fn start(
     } else {
         nat::service::remove_table().await;
     }
-    Ok(())
+    Ok(rebinds)
 }
 
 pub(super) fn spawn(

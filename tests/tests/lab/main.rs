@@ -10,6 +10,7 @@ mod dhcp_clients;
 mod dns;
 mod expiry;
 mod hostile;
+mod hotplug;
 mod init;
 mod isolation;
 mod lan;
