@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::error::NetError;
 use super::interface;
 use super::netlink::{Link, Netlink};
-use super::wan::follow::sleep_or_stop;
+use super::watch::{Pace, Watch};
 
 /// How long to wait before opening netlink again after it failed.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
@@ -41,41 +41,12 @@ pub async fn prepare(lan: &LanConfig) -> Result<Link, NetError> {
 /// another index appears, puts `lan.address` on it and hands it to `replaced`, which rebinds
 /// what was bound to the old one.
 pub async fn follow(lan: &LanConfig, index: u32, mut replaced: impl FnMut(&Link), stop: &CancellationToken) {
-    let name = lan.interface.as_str();
     let mut known = index;
-    loop {
-        let (netlink, mut events) = match Netlink::monitor() {
-            Ok(opened) => opened,
-            Err(e) => {
-                warn!(interface = name, error = %e, "cannot follow the lan interface; trying again");
-                if sleep_or_stop(REOPEN_DELAY, stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let start = tokio::time::Instant::now() + RESYNC_INTERVAL;
-        let mut resync = tokio::time::interval_at(start, RESYNC_INTERVAL);
-        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            if let Some(link) = replacement(&netlink, lan, known).await {
-                known = link.index;
-                replaced(&link);
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                more = events.changed() => {
-                    if !more {
-                        warn!(interface = name, "netlink notifications ended; opening netlink again");
-                        break;
-                    }
-                    events.drain();
-                }
-                _ = resync.tick() => {}
-            }
-        }
-        if sleep_or_stop(REOPEN_DELAY, stop).await {
-            return;
+    let mut watch = Watch::new("lan", &lan.interface, Pace { reopen: REOPEN_DELAY, resync: RESYNC_INTERVAL });
+    while let Some(netlink) = watch.next(stop).await {
+        if let Some(link) = replacement(netlink, lan, known).await {
+            known = link.index;
+            replaced(&link);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod lan;
 pub mod netlink;
 pub mod route;
 pub mod wan;
+mod watch;
 
 pub use error::NetError;
 pub use wan::{WanSetup, WanState, WanWatch};

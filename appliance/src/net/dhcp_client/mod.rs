@@ -48,8 +48,9 @@ use self::lease::{Lease, LeaseFile, Saved, SavedLease};
 use self::machine::{Action, Client, Destination, Now};
 use self::messages::Identity;
 use super::netlink::{Link, Netlink};
-use super::wan::follow::{REOPEN_DELAY, RESYNC_INTERVAL, sleep_or_stop};
+use super::wan::follow::{REOPEN_DELAY, RESYNC_INTERVAL};
 use super::wan::{WanState, WanWatch};
+use super::watch::sleep_or_stop;
 use crate::dhcp;
 
 /// The DHCP client port, which we listen on.

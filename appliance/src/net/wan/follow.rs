@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::state::{WanState, WanWatch};
 use crate::net::error::NetError;
 use crate::net::netlink::{Link, Netlink};
+use crate::net::watch::{Pace, Watch};
 use crate::net::{interface, route};
 
 /// How often the interface is read again without a notification: the kernel drops
@@ -35,47 +36,11 @@ pub struct Fixed {
 /// first.
 pub async fn follow(interface: &str, fixed: Option<Fixed>, wan: &WanWatch, stop: &CancellationToken) {
     let mut follower = Follower { interface, fixed, configured: None, missing: false };
-    loop {
-        let (netlink, mut events) = match Netlink::monitor() {
-            Ok(opened) => opened,
-            Err(e) => {
-                warn!(interface, error = %e, "cannot follow the wan interface; trying again");
-                if sleep_or_stop(REOPEN_DELAY, stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let start = tokio::time::Instant::now() + RESYNC_INTERVAL;
-        let mut resync = tokio::time::interval_at(start, RESYNC_INTERVAL);
-        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            if let Some(state) = follower.read(&netlink).await {
-                wan.publish(state);
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                more = events.changed() => {
-                    if !more {
-                        warn!(interface, "netlink notifications ended; opening netlink again");
-                        break;
-                    }
-                    events.drain();
-                }
-                _ = resync.tick() => {}
-            }
+    let mut watch = Watch::new("wan", interface, Pace { reopen: REOPEN_DELAY, resync: RESYNC_INTERVAL });
+    while let Some(netlink) = watch.next(stop).await {
+        if let Some(state) = follower.read(netlink).await {
+            wan.publish(state);
         }
-        if sleep_or_stop(REOPEN_DELAY, stop).await {
-            return;
-        }
-    }
-}
-
-/// Sleeps `delay` unless `stop` comes first; `true` when stopped.
-pub(crate) async fn sleep_or_stop(delay: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        () = stop.cancelled() => true,
-        () = tokio::time::sleep(delay) => false,
     }
 }
 
