@@ -158,6 +158,14 @@ write_ours_config() {
 interface = "srv0"
 address = "$SERVER_ADDR/$LAN_PREFIX"
 
+# The bench has no WAN side: follow an eth0 should one appear, no DHCP client on it.
+[wan]
+mode = "host"
+
+# The peers run without a firewall; ours' table would add connection tracking to every packet.
+[nat]
+enabled = false
+
 [dhcp]
 range = "$POOL_FIRST-$POOL_LAST"
 reserved = "$RESERVED"

@@ -371,6 +371,14 @@ write_ours_config() {
 interface = "lan0"
 address = "${LAN_ADDR[ours]}/$LAN_NET_PREFIX"
 
+# The bench has no WAN side: follow an eth0 should one appear, no DHCP client on it.
+[wan]
+mode = "host"
+
+# The peers run without a firewall; ours' table would add connection tracking to every packet.
+[nat]
+enabled = false
+
 [dhcp]
 # The proxy alone is measured.
 enabled = false
