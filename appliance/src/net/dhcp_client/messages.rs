@@ -92,24 +92,6 @@ pub fn request(identity: &Identity, xid: u32, secs: u16, request: Request) -> Me
     msg
 }
 
-/// A RELEASE of `address` to `server`.
-pub fn release(identity: &Identity, xid: u32, address: Ipv4Addr, server: Ipv4Addr) -> Message {
-    let mut msg = Message::new_with_id(
-        xid,
-        address,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &identity.mac,
-    );
-    msg.set_opcode(Opcode::BootRequest);
-    let opts = msg.opts_mut();
-    opts.insert(DhcpOption::MessageType(MessageType::Release));
-    opts.insert(DhcpOption::ServerIdentifier(server));
-    opts.insert(DhcpOption::ClientIdentifier(identity.client_id.clone()));
-    msg
-}
-
 fn base(identity: &Identity, xid: u32, secs: u16, kind: MessageType) -> Message {
     let zero = Ipv4Addr::UNSPECIFIED;
     let mut msg = Message::new_with_id(xid, zero, zero, zero, zero, &identity.mac);
@@ -311,9 +293,6 @@ mod tests {
             );
             assert!(encode(msg).is_some());
         }
-        let release = release(&id, 5, address, server);
-        assert_eq!(release.opts().msg_type(), Some(MessageType::Release));
-        assert_eq!(release.ciaddr(), address);
     }
 
     #[test]
