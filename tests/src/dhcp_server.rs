@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
-use crate::process::{kill_child, spawn_logged};
+use crate::dns::dnsmasq;
+use crate::process::kill_child;
 use crate::topology::Host;
 use crate::wait;
 
@@ -137,24 +138,17 @@ impl<'h> DhcpServerBuilder<'h> {
     /// Starts it (with no leases) and waits until it serves.
     pub fn start(self) -> Result<DhcpServer<'h>> {
         let host = self.host;
-        let log = host.dir().join("dnsmasq-dhcp.log");
-        host.logs().register(&format!("{} dnsmasq-dhcp", host.label()), &log);
-        let offset = std::fs::metadata(&log).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let leases = host.dir().join(format!("dnsmasq-dhcp-{n}.leases"));
         let pid_file = host.dir().join(format!("dnsmasq-dhcp-{n}.pid"));
-        let mut cmd = host.command("dnsmasq");
-        // --keep-in-foreground: stays our child. --port=0: no DNS. --no-ping: offers at once
-        // rather than after a 3 s probe of the address. --log-facility=-: to the log file.
-        cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--no-ping"])
-            .args(["--bind-interfaces", "--log-dhcp", "--log-facility=-"])
-            .arg(format!("--interface={}", host.iface()))
-            .arg(format!("--dhcp-range={},{},{}", self.first, self.last, self.lease))
-            .arg(format!("--dhcp-leasefile={}", leases.display()))
-            .arg(format!("--pid-file={}", pid_file.display()))
-            .args(&self.args);
-        let child =
-            spawn_logged(&mut cmd, &log).context("cannot start dnsmasq (apt-get install dnsmasq-base)")?;
+        // --port=0: no DNS. --no-ping: offers at once rather than after a 3 s probe of the address.
+        let mut args = vec!["--port=0".to_owned(), "--no-ping".to_owned(), "--log-dhcp".to_owned()];
+        args.push(format!("--interface={}", host.iface()));
+        args.push(format!("--dhcp-range={},{},{}", self.first, self.last, self.lease));
+        args.push(format!("--dhcp-leasefile={}", leases.display()));
+        args.push(format!("--pid-file={}", pid_file.display()));
+        args.extend(self.args.iter().cloned());
+        let (child, log, offset) = dnsmasq::spawn(host, "dnsmasq-dhcp", &args)?;
         let server = DhcpServer { host, child: Mutex::new(child), log, offset };
         let ready = wait::until(READY_TIMEOUT, "dnsmasq to serve DHCP", || {
             if let Some(status) = server.child.lock().unwrap_or_else(PoisonError::into_inner).try_wait()? {

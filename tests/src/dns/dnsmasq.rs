@@ -138,23 +138,16 @@ impl<'h> DnsmasqBuilder<'h> {
 
     /// Starts it and waits until it answers.
     pub fn start(self) -> Result<Dnsmasq<'h>> {
-        let log = self.host.dir().join("dnsmasq.log");
-        self.host.logs().register(&format!("{} dnsmasq", self.host.label()), &log);
-        let offset = std::fs::metadata(&log).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
-        let mut cmd = self.host.command("dnsmasq");
-        // --keep-in-foreground: stays our child. Not --no-daemon, which also serves TCP inline
-        // without forking, so one idle TCP client (a forwarder keeps its connection open) stops
-        // it answering anyone. --log-facility=-: its log, one line per query, goes to stderr,
-        // which is the log file.
+        // Not --no-daemon, which also serves TCP inline without forking, so one idle TCP client
+        // (a forwarder keeps its connection open) stops it answering anyone.
         let pid_file = self.host.dir().join("dnsmasq.pid");
-        cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
-            .args(["--bind-interfaces", "--port=53", "--log-queries", "--log-facility=-"])
-            .arg(format!("--pid-file={}", pid_file.display()))
-            .arg(format!("--listen-address={}", self.listen))
-            .arg(format!("--local-ttl={}", self.ttl))
-            .args(&self.args);
-        let child =
-            spawn_logged(&mut cmd, &log).context("cannot start dnsmasq (apt-get install dnsmasq-base)")?;
+        let mut args = vec!["--no-resolv".to_owned(), "--no-hosts".to_owned(), "--port=53".to_owned()];
+        args.push("--log-queries".to_owned());
+        args.push(format!("--pid-file={}", pid_file.display()));
+        args.push(format!("--listen-address={}", self.listen));
+        args.push(format!("--local-ttl={}", self.ttl));
+        args.extend(self.args.iter().cloned());
+        let (child, log, offset) = spawn(self.host, "dnsmasq", &args)?;
         let server = Dnsmasq { host: self.host, listen: self.listen, child: Mutex::new(child), log, offset };
         // Any reply means it serves; one with no record of its own is REFUSED (it has no upstream).
         let probe =
@@ -168,4 +161,20 @@ impl<'h> DnsmasqBuilder<'h> {
         ready.map_err(|e| anyhow!("{e:#}\n{}", self.host.logs().render()))?;
         Ok(server)
     }
+}
+
+/// Starts dnsmasq on `host` in the foreground with `args`, logging to `<name>.log` in the host's
+/// directory (registered with the lab's logs): the child, the log, and where this run's lines
+/// start in it. --keep-in-foreground: it stays our child. --log-facility=-: its log goes to
+/// stderr, which is the log file.
+pub(crate) fn spawn(host: &Host, name: &str, args: &[String]) -> Result<(Child, PathBuf, usize)> {
+    let log = host.dir().join(format!("{name}.log"));
+    host.logs().register(&format!("{} {name}", host.label()), &log);
+    let offset = std::fs::metadata(&log).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    let mut cmd = host.command("dnsmasq");
+    cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--bind-interfaces", "--log-facility=-"])
+        .args(args);
+    let child =
+        spawn_logged(&mut cmd, &log).context("cannot start dnsmasq (apt-get install dnsmasq-base)")?;
+    Ok((child, log, offset))
 }
