@@ -1,7 +1,8 @@
 //! The appliance's own network at start and while it runs: the LAN interface made ready before
 //! anything binds to it and followed when it is replaced (the DHCP server rebound to the new
-//! one; DNS, the proxy and the admin API listen on 0.0.0.0 and need nothing), the WAN task that owns the WAN address, and what follows the WAN
-//! address (DNS's upstreams learned from the WAN's DHCP server, the admin API's certificate).
+//! one; DNS, the proxy and the admin API listen on 0.0.0.0 and need nothing), the WAN task that
+//! owns the WAN address, and what follows the WAN address (DNS's upstreams learned from the
+//! WAN's DHCP server, the admin API's certificate).
 //! Other followers of the WAN (NAT) take their receiver from `Shared::wan` the same way.
 
 use std::net::{IpAddr, Ipv4Addr};
