@@ -93,14 +93,18 @@ impl<'n> Monitor<'n> {
         Ok(monitor)
     }
 
-    /// Adds and deletes `sentinel` on `lo` and waits until the monitor shows the deletion.
+    /// Adds and deletes `sentinel` on `lo` until the monitor shows the deletion: a monitor just
+    /// started may not listen yet and miss the first pair.
     fn fence(&self, sentinel: &str) -> Result<()> {
-        self.ns.ip(&["addr", "add", &format!("{sentinel}/8"), "dev", "lo"])?;
-        self.ns.ip(&["addr", "del", &format!("{sentinel}/8"), "dev", "lo"])?;
         let what = format!("`ip monitor` to show {sentinel}");
         wait::until(MONITOR_DEADLINE, &what, || {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            Ok(text.lines().any(|l| l.starts_with("Deleted") && l.contains(sentinel)).then_some(()))
+            if text.lines().any(|l| l.starts_with("Deleted") && l.contains(sentinel)) {
+                return Ok(Some(()));
+            }
+            self.ns.ip(&["addr", "add", &format!("{sentinel}/8"), "dev", "lo"])?;
+            self.ns.ip(&["addr", "del", &format!("{sentinel}/8"), "dev", "lo"])?;
+            Ok(None)
         })
     }
 
