@@ -2,7 +2,7 @@
 //! and proven on first contact, then every call verified against that pinned CA, with the bearer
 //! token. Errors keep the appliance's `{"error": {...}}` message.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
@@ -49,9 +49,14 @@ impl AdminError {
 
 /// Fetches the appliance's CA (PEM) at `wan` on first contact and checks its proof with `token`.
 pub async fn fetch_proven_ca(wan: Ipv4Addr, token: &str) -> Result<String, AdminError> {
+    fetch_proven_ca_at(SocketAddr::from((wan, ADMIN_PORT)), token).await
+}
+
+/// [`fetch_proven_ca`] from an admin API at `addr`.
+pub async fn fetch_proven_ca_at(addr: SocketAddr, token: &str) -> Result<String, AdminError> {
     let endpoint = Endpoint {
-        host: wan.to_string(),
-        port: ADMIN_PORT,
+        host: addr.ip().to_string(),
+        port: addr.port(),
         tls: client_config(&Trust::FirstContact)?,
         server_name: ADMIN_NAME.to_owned(),
     };
@@ -79,11 +84,16 @@ pub struct Admin {
 impl Admin {
     /// The API at `wan`, trusted through the pinned `ca_pem`.
     pub fn new(wan: Ipv4Addr, ca_pem: &str, token: &str) -> Result<Admin, AdminError> {
+        Admin::at(SocketAddr::from((wan, ADMIN_PORT)), ca_pem, token)
+    }
+
+    /// The API at `addr`.
+    pub fn at(addr: SocketAddr, ca_pem: &str, token: &str) -> Result<Admin, AdminError> {
         let trust = Trust::CaPem { source: "the pinned appliance CA".into(), pem: ca_pem.to_owned() };
         Ok(Admin {
             endpoint: Endpoint {
-                host: wan.to_string(),
-                port: ADMIN_PORT,
+                host: addr.ip().to_string(),
+                port: addr.port(),
                 tls: client_config(&trust)?,
                 server_name: ADMIN_NAME.to_owned(),
             },
