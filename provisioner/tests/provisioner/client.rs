@@ -2,12 +2,11 @@
 //! fingerprint and by CA file, Proxmox errors mapped to their messages, task waits with the log of
 //! a failed task, the streamed template upload, and the appliance's CA proof.
 
-mod server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::server::{self, Certs, certs, json as answer, serve};
 use proximity_provisioner::appliance::admin::{Admin, AdminError, fetch_proven_ca_at};
 use proximity_provisioner::appliance::proof;
 use proximity_provisioner::net::fingerprint::Fingerprint;
@@ -17,7 +16,6 @@ use proximity_provisioner::pve::client::is_missing_config;
 use proximity_provisioner::pve::multipart::Multipart;
 use proximity_provisioner::pve::{ApiToken, Pve, PveError};
 use serde_json::{Value, json};
-use server::{Certs, certs, json as answer, serve};
 
 const TOKEN: &str = "root@pam!proximity=0b1f3c2e-5a4d-4c1b-9a8e-7f6d5c4b3a29";
 
