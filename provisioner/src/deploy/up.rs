@@ -39,6 +39,16 @@ pub async fn up(ctx: &Ctx) -> Result<()> {
     let version: Version = ctx.pve.get("/version", &[]).await.context("GET /version")?;
     step.done(&format!("Proxmox VE {}", version.release.as_deref().unwrap_or(&version.version)));
 
+    // Refuse a foreign VMID before changing anything (the reconcile checks again).
+    if let Some(config) = container::config(ctx, ctx.vmid).await? {
+        if !config.is_ours() {
+            let refusal = plan::next(ctx.vmid, "", Some(&seen(ctx.vmid, &config)), &[]);
+            if let Action::Refuse(why) = refusal {
+                return Err(Refused(why).into());
+            }
+        }
+    }
+
     let mut changes = 0;
     changes += ensure_bridge(ctx).await?;
 
