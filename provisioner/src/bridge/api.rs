@@ -1,7 +1,8 @@
 //! API mode: a `vmbrN` bridge made through `POST /nodes/{node}/network` and applied with
 //! `PUT /nodes/{node}/network` (ifreload, a task). Proxmox applies *all* pending changes at once,
-//! so the provisioner refuses while changes it did not make are pending (Proxmox returns them as
-//! the diff in `changes`, next to `data`).
+//! so the provisioner refuses while changes it did not make are pending. Proxmox returns them as
+//! the diff in `changes`, next to `data` (not in the schema, which only describes `data`); an
+//! interface flagged `pending` (as the test double marks them) counts too.
 
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub struct Iface {
     pub comments: Option<String>,
     #[serde(default, deserialize_with = "bool_or_int")]
     pub active: bool,
+    /// A change to this interface is not applied yet.
+    #[serde(default, deserialize_with = "bool_or_int")]
+    pub pending: bool,
 }
 
 fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -69,6 +73,7 @@ pub fn is_ours(iface: &Iface) -> bool {
 /// Makes sure bridge `name` exists and is applied; `true` when something was changed.
 pub async fn ensure(pve: &Pve, node: &str, name: &str, timeout: Duration) -> Result<bool, ApiBridgeError> {
     let (ifaces, pending) = list(pve, node).await?;
+    let others_pending = ifaces.iter().any(|i| i.pending && i.iface != name);
     match ifaces.iter().find(|i| i.iface == name) {
         Some(i) if i.kind != "bridge" && i.kind != "OVSBridge" => Err(ApiBridgeError::NotABridge {
             node: node.to_owned(),
@@ -77,6 +82,9 @@ pub async fn ensure(pve: &Pve, node: &str, name: &str, timeout: Duration) -> Res
         }),
         // Our own bridge, made by a run that stopped before applying: apply it now.
         Some(i) if pending && is_ours(i) && !i.active => {
+            if others_pending {
+                return Err(ApiBridgeError::PendingChanges { node: node.to_owned() });
+            }
             apply(pve, node, timeout).await?;
             Ok(true)
         }
@@ -129,7 +137,8 @@ mod tests {
         let listing = serde_json::json!({
             "data": [
                 {"iface": "vmbr0", "type": "bridge", "active": 1, "comments": "uplink\n"},
-                {"iface": "vmbr9", "type": "bridge", "comments": "managed by proximity: the app LAN\n"}
+                {"iface": "vmbr9", "type": "bridge", "comments": "managed by proximity: the app LAN\n"},
+                {"iface": "vmbr5", "type": "bridge", "active": 0, "pending": 1}
             ],
             "changes": "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n+auto vmbr9\n"
         });
@@ -139,6 +148,7 @@ mod tests {
         let ifaces: Vec<Iface> = serde_json::from_value(listing["data"].clone())?;
         assert!(ifaces[0].active && !is_ours(&ifaces[0]));
         assert!(!ifaces[1].active && is_ours(&ifaces[1]));
+        assert!(ifaces[2].pending && !ifaces[0].pending);
         Ok(())
     }
 }
