@@ -178,13 +178,21 @@ pub async fn wan_address(ctx: &Ctx) -> Result<Option<Ipv4Addr>> {
     Ok(wan_address_of(&value))
 }
 
-/// Polls until the container reports a WAN address.
+/// Polls until the container reports a WAN address; fails at once when it stopped (its init
+/// exited), rather than waiting out the deadline.
 pub async fn wait_wan_address(ctx: &Ctx) -> Result<Ipv4Addr> {
     let deadline = Instant::now() + ctx.timeout;
     loop {
         // Right after start the container may not answer `interfaces` yet; that is not an error.
         if let Ok(Some(address)) = wan_address(ctx).await {
             return Ok(address);
+        }
+        if status(ctx, ctx.vmid).await? == "stopped" {
+            anyhow::bail!(
+                "container {0} stopped after it was started: the appliance exited. On the node, \
+                 `pct start {0} --debug` shows why",
+                ctx.vmid
+            );
         }
         if Instant::now() >= deadline {
             return Err(TimedOut {
