@@ -179,6 +179,16 @@ impl Pve {
             .or_else(|| response.reason.clone())
             .unwrap_or_else(|| String::from_utf8_lossy(&response.body).trim().chars().take(500).collect());
         let (method, path) = (method.to_owned(), path.to_owned());
+        let errors: BTreeMap<String, String> = json
+            .as_ref()
+            .and_then(|j| j.get("errors"))
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Err(match status {
             401 => PveError::Unauthorized { token: self.token.id(), method, path },
             403 => PveError::Forbidden {
@@ -188,23 +198,9 @@ impl Pve {
                 path,
                 message,
             },
-            400 => {
-                let errors: BTreeMap<String, String> = json
-                    .as_ref()
-                    .and_then(|j| j.get("errors"))
-                    .and_then(Value::as_object)
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, v)| {
-                                (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                PveError::BadRequest { method, path, message, errors }
-            }
+            400 => PveError::BadRequest { method, path, message, errors },
             501 => PveError::NotImplemented { method, path, message },
-            _ => PveError::Server { method, path, status, message },
+            _ => PveError::Server { method, path, status, message, errors },
         })
     }
 }

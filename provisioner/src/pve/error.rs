@@ -25,8 +25,8 @@ pub enum PveError {
         "{method} {path} is not implemented by this Proxmox node (501: {message}); Proximity needs Proxmox VE 9"
     )]
     NotImplemented { method: String, path: String, message: String },
-    #[error("Proxmox failed {method} {path} ({status}): {message}")]
-    Server { method: String, path: String, status: u16, message: String },
+    #[error("Proxmox failed {method} {path} ({status}): {}", ParamList(.errors, .message))]
+    Server { method: String, path: String, status: u16, message: String, errors: BTreeMap<String, String> },
     #[error("Proxmox task {upid} failed: {exitstatus}{}", LogTail(.log))]
     TaskFailed { upid: String, exitstatus: String, log: Vec<String> },
     #[error("Proxmox task {upid} still running after {secs} s (raise --timeout){}", LogTail(.log))]
@@ -53,9 +53,7 @@ struct ParamList<'a>(&'a BTreeMap<String, String>, &'a str);
 
 impl fmt::Display for ParamList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str(self.1.trim());
-        }
+        f.write_str(self.1.trim())?;
         for (name, reason) in self.0 {
             write!(f, "\n  {name}: {}", reason.trim())?;
         }
@@ -159,7 +157,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "Proxmox refused POST /nodes/pve/lxc (400): \n  net0: invalid format - unknown key 'foo'\n  vmid: value must be at least 100"
+            "Proxmox refused POST /nodes/pve/lxc (400): Parameter verification failed.\n  net0: invalid format - unknown key 'foo'\n  vmid: value must be at least 100"
         );
         let log: Vec<String> = (1..=12).map(|i| format!("line {i}")).collect();
         let e = PveError::TaskFailed { upid: "UPID:x".into(), exitstatus: "command failed".into(), log };
