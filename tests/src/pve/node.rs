@@ -216,9 +216,42 @@ impl Node {
             .collect()
     }
 
-    /// The sim's and dnsmasq's logs, for an error message.
+    /// The sim's and dnsmasq's logs, and LXC's and the console's of each container the sim
+    /// has (destroyed ones take theirs with them), for an error message.
     pub fn diagnostics(&self) -> String {
-        self.logs.render()
+        let mut out = self.logs.render();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.data.join("lxc"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            if let Some(name) = dir.file_name() {
+                let mut info = self.command("lxc-info");
+                info.arg("-P").arg(self.data.join("lxc")).arg("-n").arg(name);
+                if let Ok(o) = info.output() {
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                    out.push_str(&format!("----- lxc-info {} -----\n{text}\n", name.to_string_lossy()));
+                }
+            }
+            for file in ["lxc-start.log", "console.log"] {
+                let path = dir.join(file);
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    out.push_str(&format!(
+                        "----- {} -----\n{}\n",
+                        path.display(),
+                        crate::logs::excerpt(&text)
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Stops the sim with SIGTERM (it stops its containers) and waits for it; kills it after

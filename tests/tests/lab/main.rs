@@ -18,6 +18,7 @@ mod load;
 mod lxc;
 mod nat;
 mod pages;
+mod pve_sim;
 mod release;
 mod renew;
 mod reservations;

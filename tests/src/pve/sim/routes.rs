@@ -76,14 +76,15 @@ pub fn dispatch(sim: &Arc<Sim>, method: &str, c: &Checked, file: Option<Vec<u8>>
             sim.storage.content(required(c, "storage")?, param(c, "content"), number(c, "vmid")?)
         }
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => {
-            let (storage, volume) = (required(c, "storage")?.to_owned(), required(c, "volume")?.to_owned());
+            let storage = required(c, "storage")?.to_owned();
+            let volume =
+                percent_encoding::percent_decode_str(required(c, "volume")?).decode_utf8_lossy().into_owned();
             let volid = if volume.contains(':') { volume.clone() } else { format!("{storage}:{volume}") };
             sim.storage.template_path(&volid)?;
             let s = Arc::clone(sim);
-            Ok(json!(
-                sim.tasks
-                    .spawn("imgdel", &volid, &owner, move |_| s.storage.delete_template(&storage, &volume))
-            ))
+            Ok(json!(sim.tasks.spawn("imgdel", &storage.clone(), &owner, move |_| {
+                s.storage.delete_template(&storage, &volume)
+            })))
         }
         ("POST", "/nodes/{node}/storage/{storage}/upload") => upload(sim, c, file, &owner),
         ("GET", "/nodes/{node}/lxc") => {
@@ -185,8 +186,8 @@ fn upload(sim: &Arc<Sim>, c: &Checked, file: Option<Vec<u8>>, owner: &str) -> Re
     let tmp = sim.storage.upload_tmp(&storage, &filename);
     std::fs::write(&tmp, &data).map_err(|e| ApiError::internal(format!("cannot store the upload: {e}")))?;
     let s = Arc::clone(sim);
-    let volid = format!("{storage}:vztmpl/{filename}");
-    Ok(json!(sim.tasks.spawn("imgcopy", &volid, owner, move |log| {
+    // Proxmox's upload worker has no id.
+    Ok(json!(sim.tasks.spawn("imgcopy", "", owner, move |log| {
         log.line(format!("starting file import from: {}", tmp.display()));
         let sum = checksum.as_ref().map(|(a, s)| (a.as_str(), s.as_str()));
         s.storage.finish_upload(&storage, &filename, &tmp, sum, log).map(|_| ())

@@ -146,11 +146,8 @@ impl Containers {
         if !self.lxc_dir(vmid).join("config").is_file() {
             return (false, None);
         }
-        let Ok(out) = run(self.lxc("info", vmid).args(["-s", "-p", "-H"])) else { return (false, None) };
-        let mut lines = out.lines();
-        let running = lines.next().map(str::trim) == Some("RUNNING");
-        let pid = lines.next().and_then(|p| p.trim().parse().ok());
-        (running, if running { pid } else { None })
+        let Ok(out) = run(self.lxc("info", vmid).args(["-s", "-p"])) else { return (false, None) };
+        parse_info(&out)
     }
 
     /// Generates the LXC config and starts the container (`vzstart`'s work).
@@ -247,6 +244,16 @@ impl Containers {
     }
 }
 
+/// `lxc-info -s -p` output (`State:   RUNNING`, `PID:   1234`): running, and the pid.
+fn parse_info(out: &str) -> (bool, Option<u32>) {
+    let field = |name: &str| {
+        out.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim()))
+    };
+    let running = field("State") == Some("RUNNING");
+    let pid = field("PID").and_then(|p| p.parse().ok());
+    (running, if running { pid } else { None })
+}
+
 /// One link of `ip -j addr` as Proxmox returns it.
 fn interface(link: &Value) -> Value {
     let hwaddr = link["address"].as_str().unwrap_or("00:00:00:00:00:00");
@@ -304,6 +311,12 @@ mod tests {
                 .contains("lxc.init.cmd = /bin/sh\n")
         );
         Ok(())
+    }
+
+    #[test]
+    fn lxc_info_is_read() {
+        assert_eq!(parse_info("State:          RUNNING\nPID:            31226\n"), (true, Some(31226)));
+        assert_eq!(parse_info("State:          STOPPED\n"), (false, None));
     }
 
     #[test]
