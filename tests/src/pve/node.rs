@@ -278,9 +278,10 @@ impl Drop for Node {
             let _ = stop.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         kill_child(&mut self.dhcp.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = std::fs::remove_dir_all(
-            Path::new(LXC_LOCK_DIR).join(lxcpath.strip_prefix("/").unwrap_or(&lxcpath)),
-        );
+        // LXC's lock directories mirror the lxcpath under LXC_LOCK_DIR; the node's directory is
+        // unique, so everything under its mirror is ours.
+        let dir = self.dir.path();
+        let _ = std::fs::remove_dir_all(Path::new(LXC_LOCK_DIR).join(dir.strip_prefix("/").unwrap_or(dir)));
         // `host` (the namespace, killing what is left in it), the claim and the directory go next.
     }
 }

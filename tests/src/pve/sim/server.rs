@@ -262,12 +262,12 @@ fn decode_path(path: &str) -> Option<String> {
 }
 
 fn rejection(r: Rejection) -> ApiError {
-    let errors = match r.body().get("errors").and_then(Value::as_object) {
-        Some(map) => {
-            Some(map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
-        }
-        None => None,
-    };
+    let body = r.body();
+    let errors = body.get("errors").and_then(Value::as_object).map(|map| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect()
+    });
     ApiError { status: r.status(), message: r.message(), errors }
 }
 
