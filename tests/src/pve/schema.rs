@@ -42,14 +42,15 @@
 //! pve-storage-path-in-property-string, pve-storage-portal-dns(-list), pve-storage-server,
 //! pve-storage-vgname, pve-tfa-config, pve-tokenid-list, pve-vm-cpu-conf,
 //! pve-volume-id-or-qm-path, realm-sync-options, storage-pair-list.
-//! `pve-ct-timezone` accepts any value (PVE reads the host's zone.tab). A test asserts that this
-//! list and [`formats::CHECKED`] cover every format of the schema.
+//! (the same as [`formats::UNCHECKED`]; a test asserts that it and [`formats::CHECKED`] cover
+//! every format of the schema). `pve-ct-timezone` accepts any value (PVE reads the host's
+//! zone.tab).
 //!
 //! Not checked: what PVE's API code checks after the schema (e.g. that `rootfs` is
 //! `STORAGE:SIZE` or an existing volume, permissions, locks); that is the double's job.
 //!
 //! # Layout
-//! - [`tree`](self): loading the schema, path templates, finding the endpoint of a path.
+//! - `tree`: loading the schema, path templates, finding the endpoint of a path.
 //! - `check`: PVE's `check_prop` / `check_object`.
 //! - `types`: integers, numbers, booleans, bounds.
 //! - [`formats`]: the named formats.
@@ -171,14 +172,10 @@ impl std::error::Error for Rejection {}
 impl Schema {
     /// Loads a schema file (the `apiSchema` array of the API viewer, as JSON).
     pub fn load(path: &Path) -> Result<Schema, SchemaError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let json: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SchemaError::Read { path: path.to_owned(), source })?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|source| SchemaError::Json { path: path.to_owned(), source })?;
         Schema::from_json(&json)
     }
 
@@ -190,30 +187,17 @@ impl Schema {
 
     /// A schema from its JSON (the top-level array of nodes).
     pub fn from_json(json: &Value) -> Result<Schema, SchemaError> {
-        Ok(Schema {
-            tree: Tree::from_json(json)?,
-            patterns: Patterns::default(),
-        })
+        Ok(Schema { tree: Tree::from_json(json)?, patterns: Patterns::default() })
     }
 
     /// Validate one request. `path` is below /api2/json, e.g. "/nodes/pve/lxc/100/config";
     /// `params` are the query (GET/DELETE) or form body (POST/PUT) pairs as sent, strings,
     /// repeated keys allowed.
-    pub fn check(
-        &self,
-        method: &str,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<Checked, Rejection> {
-        let not_implemented = || Rejection::NotImplemented {
-            method: method.to_owned(),
-            path: path.to_owned(),
-        };
+    pub fn check(&self, method: &str, path: &str, params: &[(String, String)]) -> Result<Checked, Rejection> {
+        let not_implemented =
+            || Rejection::NotImplemented { method: method.to_owned(), path: path.to_owned() };
         let (endpoint, path_params) = self.tree.find(path).ok_or_else(not_implemented)?;
-        let info = endpoint
-            .methods
-            .get(&method.to_ascii_uppercase())
-            .ok_or_else(not_implemented)?;
+        let info = endpoint.methods.get(&method.to_ascii_uppercase()).ok_or_else(not_implemented)?;
 
         let mut sent: BTreeMap<String, String> = BTreeMap::new();
         for (key, value) in params {
@@ -230,28 +214,20 @@ impl Schema {
 
         let parameters = info.get("parameters");
         let empty = Map::new();
-        let properties = parameters
-            .and_then(|p| p.get("properties"))
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let properties =
+            parameters.and_then(|p| p.get("properties")).and_then(Value::as_object).unwrap_or(&empty);
         let additional = match parameters.and_then(|p| p.get("additionalProperties")) {
             Some(Value::Number(n)) if n.as_u64() == Some(0) => Additional::Forbidden,
             Some(Value::Bool(false)) => Additional::Forbidden,
             _ => Additional::Allowed,
         };
         let mut errors = Errors::new();
-        let checker = Checker {
-            patterns: &self.patterns,
-        };
+        let checker = Checker { patterns: &self.patterns };
         checker.check_object("", properties, &all, additional, &mut errors);
         if !errors.is_empty() {
             return Err(Rejection::Invalid { errors });
         }
-        Ok(Checked {
-            template: endpoint.template.clone(),
-            path_params,
-            params: sent,
-        })
+        Ok(Checked { template: endpoint.template.clone(), path_params, params: sent })
     }
 
     /// The `returns` schema of a method (`"GET"`, `"/nodes/{node}/lxc"`).
@@ -262,11 +238,7 @@ impl Schema {
     /// The schema of one parameter of a method, indexed names resolved (`net1` -> `net[n]`).
     /// With [`property_string::parse`] and its `format`, the double reads `net0` as PVE does.
     pub fn parameter(&self, method: &str, template: &str, name: &str) -> Option<&Value> {
-        let properties = self
-            .method(method, template)?
-            .get("parameters")?
-            .get("properties")?
-            .as_object()?;
+        let properties = self.method(method, template)?.get("parameters")?.get("properties")?.as_object()?;
         check::lookup(properties, name)
     }
 
@@ -276,9 +248,6 @@ impl Schema {
     }
 
     fn method(&self, method: &str, template: &str) -> Option<&Value> {
-        self.tree
-            .endpoint(template)?
-            .methods
-            .get(&method.to_ascii_uppercase())
+        self.tree.endpoint(template)?.methods.get(&method.to_ascii_uppercase())
     }
 }

@@ -83,11 +83,7 @@ fn flag(schema: &Value, key: &str) -> bool {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 /// The value of the `type-property` a `oneOf` parameter names (e.g. the `type` of a network).
@@ -158,11 +154,9 @@ impl Checker<'_> {
             return true;
         };
         let instance = instance_type(schema, values);
-        alternatives.iter().any(|alt| {
-            match alt.get("instance-types").and_then(Value::as_array) {
-                Some(types) => types.iter().any(|t| t.as_str().is_some() && t.as_str() == instance),
-                None => true,
-            }
+        alternatives.iter().any(|alt| match alt.get("instance-types").and_then(Value::as_array) {
+            Some(types) => types.iter().any(|t| t.as_str().is_some() && t.as_str() == instance),
+            None => true,
         })
     }
 
@@ -305,10 +299,7 @@ impl Checker<'_> {
                 add_error(
                     errors,
                     path,
-                    format!(
-                        "value '{value}' does not have a value in the enumeration '{}'",
-                        list.join(", ")
-                    ),
+                    format!("value '{value}' does not have a value in the enumeration '{}'", list.join(", ")),
                 );
             }
         }

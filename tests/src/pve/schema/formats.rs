@@ -3,8 +3,8 @@
 //! listed in [`CHECKED`], and PVE's `-list` / `-opt` suffixes (`pve-tag-list` = a `split_list`
 //! of `pve-tag`).
 //!
-//! Every other named format of the schema is accepted unchecked (see the list in
-//! `super`'s header); [`is_checked`] tells which is which.
+//! Every other named format of the schema is accepted unchecked ([`UNCHECKED`]);
+//! [`is_checked`] tells which is which.
 //!
 //! An `Err` carries the text PVE dies with (ending in a newline), which the caller prefixes with
 //! `invalid format - `.
@@ -51,10 +51,83 @@ pub const CHECKED: &[&str] = &[
     "pve-task-status-type",
 ];
 
-/// The content types PVE's `verify_content` accepts (those of a `dir` storage, which has all).
-const STORAGE_CONTENT: &[&str] = &[
-    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import", "none",
+/// Base names of the schema's other named formats: accepted without a check (PVE defines them
+/// in Perl code or hashes that the schema does not carry). A test keeps this list complete.
+pub const UNCHECKED: &[&str] = &[
+    "IPorCIDRorAlias",
+    "backup-fleecing",
+    "backup-performance",
+    "bridge-pair",
+    "email",
+    "email-or-username",
+    "graphite-path",
+    "lxc-ip-with-ll-iface",
+    "mac-prefix",
+    "pem-certificate-chain",
+    "pem-string",
+    "proxmox-remote",
+    "prune-backups",
+    "pve-acme-alias",
+    "pve-acme-domain",
+    "pve-calendar-event",
+    "pve-command-batch",
+    "pve-cpuset",
+    "pve-day-of-week",
+    "pve-dir-override",
+    "pve-fw-addr-spec",
+    "pve-fw-conntrack-helper",
+    "pve-fw-dport-spec",
+    "pve-fw-icmp-type-spec",
+    "pve-fw-protocol-spec",
+    "pve-fw-sport-spec",
+    "pve-groupid",
+    "pve-ha-node",
+    "pve-ha-resource-id",
+    "pve-ha-resource-or-vm-id",
+    "pve-hotplug-features",
+    "pve-poolid",
+    "pve-priv",
+    "pve-qemu-sev-fmt",
+    "pve-qemu-tdx-fmt",
+    "pve-qm-boot",
+    "pve-qm-bootdisk",
+    "pve-qm-cicustom",
+    "pve-qm-hostpci",
+    "pve-qm-ide",
+    "pve-qm-ipconfig",
+    "pve-qm-rng",
+    "pve-qm-smbios1",
+    "pve-qm-watchdog",
+    "pve-realm",
+    "pve-replication-job-id",
+    "pve-roleid",
+    "pve-sdn-bgp-rt",
+    "pve-sdn-controller-id",
+    "pve-sdn-dhcp-range",
+    "pve-sdn-dns-id",
+    "pve-sdn-fabric-id",
+    "pve-sdn-ipam-id",
+    "pve-sdn-isis-net",
+    "pve-sdn-subnet-id",
+    "pve-sdn-vnet-id",
+    "pve-sdn-zone-id",
+    "pve-storage-options",
+    "pve-storage-path",
+    "pve-storage-path-in-property-string",
+    "pve-storage-portal-dns",
+    "pve-storage-server",
+    "pve-storage-vgname",
+    "pve-tfa-config",
+    "pve-tokenid",
+    "pve-vm-cpu-conf",
+    "pve-volume-id-or-qm-path",
+    "realm-sync-options",
+    "storage-pair",
 ];
+
+/// The content types PVE's `verify_content` accepts (those of a `dir` storage, which has all).
+const STORAGE_CONTENT: &[&str] =
+    &["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import", "none"];
 
 /// Whether `format` (with or without a `-list`/`-opt` suffix) is verified here.
 pub fn is_checked(format: &str) -> bool {
@@ -65,9 +138,7 @@ pub fn is_checked(format: &str) -> bool {
 pub(crate) fn check(format: &str, value: &str, patterns: &Patterns) -> Result<(), String> {
     let (base, suffix) = split_suffix(format);
     match suffix {
-        Some("list") => split_list(value)
-            .into_iter()
-            .try_for_each(|item| verify(base, item, patterns)),
+        Some("list") => split_list(value).into_iter().try_for_each(|item| verify(base, item, patterns)),
         // `-opt`: Perl's truthiness; an empty value (or "0") is not checked.
         Some(_) if value.is_empty() || value == "0" => Ok(()),
         _ => verify(base, value, patterns),
@@ -90,10 +161,7 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
     if value.contains('\0') {
         return value.split('\0').collect();
     }
-    value
-        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .collect()
+    value.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|s| !s.is_empty()).collect()
 }
 
 fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
@@ -101,17 +169,11 @@ fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
     let fail = |msg: String| Err(msg + "\n");
     match base {
         "string" | "pve-ct-timezone" => Ok(()),
-        "urlencoded" if !m(r"[-%a-zA-Z0-9_.!~*'()]*") => {
-            fail(format!("invalid urlencoded string: {v}"))
-        }
-        "pve-configid" if !m(r"(?i:[a-z][a-z0-9_-]+)") => {
-            fail(format!("invalid configuration ID '{v}'"))
-        }
+        "urlencoded" if !m(r"[-%a-zA-Z0-9_.!~*'()]*") => fail(format!("invalid urlencoded string: {v}")),
+        "pve-configid" if !m(r"(?i:[a-z][a-z0-9_-]+)") => fail(format!("invalid configuration ID '{v}'")),
         "pve-storage-id" if !is_id(v, p) => fail(format!("storage ID '{v}' contains illegal characters")),
         "pve-bridge-id" if !m(r"[-_.\w\d]+") => fail(format!("invalid bridge ID '{v}'")),
-        "pve-vmid" if !m(r"[1-9][0-9]{2,8}") => {
-            fail("value does not look like a valid VM ID".into())
-        }
+        "pve-vmid" if !m(r"[1-9][0-9]{2,8}") => fail("value does not look like a valid VM ID".into()),
         "pve-node" if !m(r"[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?") => {
             fail("value does not look like a valid node name".into())
         }
@@ -120,18 +182,10 @@ fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
         }
         "ipv4" if !is_ipv4(v) => fail("value does not look like a valid IPv4 address".into()),
         "ipv6" if !is_ipv6(v) => fail("value does not look like a valid IPv6 address".into()),
-        "ip" if !is_ipv4(v) && !is_ipv6(v) => {
-            fail("value does not look like a valid IP address".into())
-        }
-        "ipv4mask" if !is_ipv4_mask(v) => {
-            fail("value does not look like a valid IP netmask".into())
-        }
-        "CIDRv4" if !is_cidr_v4(v) => {
-            fail("value does not look like a valid IPv4 CIDR network".into())
-        }
-        "CIDRv6" if !is_cidr_v6(v) => {
-            fail("value does not look like a valid IPv6 CIDR network".into())
-        }
+        "ip" if !is_ipv4(v) && !is_ipv6(v) => fail("value does not look like a valid IP address".into()),
+        "ipv4mask" if !is_ipv4_mask(v) => fail("value does not look like a valid IP netmask".into()),
+        "CIDRv4" if !is_cidr_v4(v) => fail("value does not look like a valid IPv4 CIDR network".into()),
+        "CIDRv6" if !is_cidr_v6(v) => fail("value does not look like a valid IPv6 CIDR network".into()),
         "CIDR" if !is_cidr_v4(v) && !is_cidr_v6(v) => {
             fail("value does not look like a valid CIDR network".into())
         }
@@ -144,9 +198,7 @@ fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
         "pve-ipv6-config" if !matches!(v, "auto" | "dhcp" | "manual") && !is_cidr_v6(v) => {
             fail("value does not look like a valid ipv6 network configuration".into())
         }
-        "dns-name" if !is_dns_name(v, p) => {
-            fail("value does not look like a valid DNS name".into())
-        }
+        "dns-name" if !is_dns_name(v, p) => fail("value does not look like a valid DNS name".into()),
         "pve-iface" if !m(r"(?i:[a-z][a-z0-9_]{1,20}([:\.]\d+)?)") => {
             fail(format!("invalid network interface name '{v}'"))
         }
@@ -157,15 +209,9 @@ fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
         "disk-size" if !m(r"\d+(\.\d+)?[KMGT]?") => {
             fail(format!("value does not look like a valid disk size: {v}"))
         }
-        "pve-startup-order" if !is_startup_order(v) => {
-            fail("unable to parse startup options".into())
-        }
-        "pve-tag" if !m(r"(?i:[a-z0-9_][a-z0-9_\-\+\.]*)") => {
-            fail("invalid characters in tag".into())
-        }
-        "pve-storage-content" if !STORAGE_CONTENT.contains(&v) => {
-            fail(format!("invalid content type '{v}'"))
-        }
+        "pve-startup-order" if !is_startup_order(v) => fail("unable to parse startup options".into()),
+        "pve-tag" if !m(r"(?i:[a-z0-9_][a-z0-9_\-\+\.]*)") => fail("invalid characters in tag".into()),
+        "pve-storage-content" if !STORAGE_CONTENT.contains(&v) => fail(format!("invalid content type '{v}'")),
         "pve-userid" => verify_userid(v, p),
         "pve-volume-id" if !is_volume_id(v, p) => fail(format!("unable to parse volume ID '{v}'")),
         "pve-volume-id-or-absolute-path" if !v.starts_with('/') && !is_volume_id(v, p) => {
@@ -177,9 +223,9 @@ fn verify(base: &str, v: &str, p: &Patterns) -> Result<(), String> {
         "pve-lxc-dev-string" if has_dot_segment(v) || !v.starts_with("/dev/") => {
             fail(format!("{v} is not a valid device path"))
         }
-        "ldap-simple-attr" if !m(r"[a-zA-Z0-9]+") => fail(format!(
-            "value '{v}' does not look like a simple ldap attribute name"
-        )),
+        "ldap-simple-attr" if !m(r"[a-zA-Z0-9]+") => {
+            fail(format!("value '{v}' does not look like a simple ldap attribute name"))
+        }
         "pve-task-status-type" if !m(r"(?i:ok|error|warning|unknown)") => {
             fail(format!("invalid status '{v}'"))
         }
@@ -194,20 +240,17 @@ fn has_dot_segment(v: &str) -> bool {
 
 /// PVE's `parse_id` (storage, ACME plugin ids).
 fn is_id(v: &str, p: &Patterns) -> bool {
-    p.full_match(r"(?i:[a-z][a-z0-9\-\_\.]*[a-z0-9])", v)
-        .unwrap_or(false)
+    p.full_match(r"(?i:[a-z][a-z0-9\-\_\.]*[a-z0-9])", v).unwrap_or(false)
 }
 
 /// PVE::Storage `parse_volume_id`: `STORAGE:NAME`.
 fn is_volume_id(v: &str, p: &Patterns) -> bool {
-    p.full_match(r"(?i:[a-z][a-z0-9\-\_\.]*[a-z0-9]):(.+)", v)
-        .unwrap_or(false)
+    p.full_match(r"(?i:[a-z][a-z0-9\-\_\.]*[a-z0-9]):(.+)", v).unwrap_or(false)
 }
 
 fn is_dns_name(v: &str, p: &Patterns) -> bool {
     let label = r"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)";
-    p.full_match(&format!(r"({label}\.)*{label}"), v)
-        .unwrap_or(false)
+    p.full_match(&format!(r"({label}\.)*{label}"), v).unwrap_or(false)
 }
 
 /// PVE's `$IPV4RE`: four decimal octets 0-255, no leading zeros.
@@ -254,10 +297,8 @@ fn is_ipv4_mask(v: &str) -> bool {
     if !is_ipv4(v) {
         return false;
     }
-    let bits = v
-        .split('.')
-        .filter_map(|o| o.parse::<u8>().ok())
-        .fold(0u32, |acc, o| (acc << 8) | u32::from(o));
+    let bits =
+        v.split('.').filter_map(|o| o.parse::<u8>().ok()).fold(0u32, |acc, o| (acc << 8) | u32::from(o));
     bits.leading_ones() + bits.trailing_zeros() == 32
 }
 
@@ -283,9 +324,7 @@ fn verify_userid(v: &str, p: &Patterns) -> Result<(), String> {
     if len > 64 {
         return Err(format!("user name '{v}' is too long ({len} > 64)\n"));
     }
-    if p.full_match(r"[^\s:/]+@[A-Za-z][A-Za-z\.\-_]+", v)
-        .unwrap_or(false)
-    {
+    if p.full_match(r"[^\s:/]+@[A-Za-z][A-Za-z\.\-_]+", v).unwrap_or(false) {
         Ok(())
     } else {
         Err(format!("value '{v}' does not look like a valid user name\n"))
@@ -300,11 +339,7 @@ fn verify_vlan_range(v: &str) -> Result<(), String> {
         None => (v, None),
     };
     let tag = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            None
-        } else {
-            s.parse().ok()
-        }
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) { None } else { s.parse().ok() }
     };
     let Some(start) = tag(start) else { return invalid() };
     let end = match end.map(tag) {
@@ -321,4 +356,88 @@ fn verify_vlan_range(v: &str) -> Result<(), String> {
         return Err(format!("VLAN range must go from lower to higher tag '{v}'\n"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(format: &str, value: &str) -> bool {
+        check(format, value, &Patterns::default()).is_ok()
+    }
+
+    #[test]
+    fn addresses() {
+        for v in ["10.20.0.1", "0.0.0.0", "255.255.255.255"] {
+            assert!(ok("ipv4", v), "{v}");
+        }
+        for v in ["10.20.0", "10.20.0.256", "10.020.0.1", "1.2.3.4.5", "a.b.c.d", ""] {
+            assert!(!ok("ipv4", v), "{v}");
+        }
+        assert!(ok("ipv6", "fe80::1") && ok("ipv6", "::ffff:10.0.0.1"));
+        assert!(!ok("ipv6", "10.0.0.1") && !ok("ipv6", "fe80::1%eth0"));
+        assert!(ok("ip", "10.0.0.1") && ok("ip", "::1") && !ok("ip", "host"));
+        assert!(ok("CIDRv4", "10.0.0.0/8") && !ok("CIDRv4", "10.0.0.0/7"));
+        assert!(!ok("CIDRv4", "10.0.0.0") && !ok("CIDRv4", "10.0.0.0/"));
+        assert!(ok("CIDRv6", "fd00::/64") && !ok("CIDRv6", "fd00::/129"));
+        assert!(ok("CIDR", "fd00::/64") && ok("CIDR", "10.0.0.0/24"));
+        assert!(ok("ipv4mask", "255.255.255.0") && ok("ipv4mask", "0.0.0.0"));
+        assert!(!ok("ipv4mask", "255.0.255.0") && !ok("ipv4mask", "24"));
+        assert!(ok("address", "pve.example.com") && ok("address", "10.0.0.1"));
+        assert!(!ok("address", "bad_name"));
+        assert!(ok("dns-name", "a-b.c") && !ok("dns-name", "-a") && !ok("dns-name", "a."));
+        assert!(ok("mac-addr", "bc:24:11:00:00:01") && !ok("mac-addr", "bd:24:11:00:00:01"));
+        assert!(ok("pve-ipv6-config", "auto") && ok("pve-ipv6-config", "fd00::1/64"));
+        assert!(!ok("pve-ipv6-config", "fd00::1"));
+    }
+
+    #[test]
+    fn ids() {
+        assert!(ok("pve-iface", "vmbr0") && ok("pve-iface", "eth0.100") && ok("pve-iface", "BOND0:1"));
+        assert_eq!(
+            check("pve-iface", "proximity-lan", &Patterns::default()),
+            Err("invalid network interface name 'proximity-lan'\n".to_owned())
+        );
+        assert!(!ok("pve-iface", "v") && !ok("pve-iface", "0vmbr"));
+        assert!(ok("pve-bridge-id", "proximity-lan") && !ok("pve-bridge-id", "a b"));
+        assert!(ok("pve-storage-id", "local-lvm") && !ok("pve-storage-id", "local-"));
+        assert!(ok("pve-node", "pve-1") && !ok("pve-node", "pve_1") && !ok("pve-node", "-pve"));
+        assert!(ok("pve-vmid", "100") && ok("pve-vmid", "999999999"));
+        assert!(!ok("pve-vmid", "99") && !ok("pve-vmid", "0100"));
+        assert!(ok("pve-configid", "mp0") && !ok("pve-configid", "0mp"));
+        assert!(ok("pve-configid-list", "mp0,net1;unused2 tags") && !ok("pve-configid-list", "a,!"));
+        assert!(ok("pve-configid-list", ""), "PVE allows empty lists");
+        assert!(ok("pve-userid", "root@pam") && ok("pve-userid", "ci@pve"));
+        assert!(!ok("pve-userid", "root") && !ok("pve-userid", "a@1x") && !ok("pve-userid", "r:t@pam"));
+        assert!(ok("pve-volume-id", TEST_VOLUME) && !ok("pve-volume-id", "noid"));
+        assert!(ok("pve-volume-id-or-absolute-path", "/var/lib/vz/x.tar.zst"));
+        assert!(!ok("pve-volume-id-or-absolute-path", "relative/x"));
+        assert!(ok("pve-storage-content-list", "vztmpl,iso") && !ok("pve-storage-content", "x"));
+        assert!(ok("urlencoded", "a%20b") && !ok("urlencoded", "a b"));
+    }
+
+    const TEST_VOLUME: &str = "local:vztmpl/x.tar.zst";
+
+    #[test]
+    fn others() {
+        assert!(ok("disk-size", "8G") && ok("disk-size", "0.5T") && !ok("disk-size", "8GB"));
+        assert!(ok("pve-startup-order", "order=1,up=30,down=60") && ok("pve-startup-order", "2"));
+        assert!(!ok("pve-startup-order", "first") && !ok("pve-startup-order", ""));
+        assert!(ok("pve-vlan-id-or-range", "2-4094") && ok("pve-vlan-id-or-range", "100"));
+        assert!(!ok("pve-vlan-id-or-range", "1") && !ok("pve-vlan-id-or-range", "20-10"));
+        assert!(ok("pve-lxc-dev-string", "/dev/net/tun") && !ok("pve-lxc-dev-string", "/dev/../etc"));
+        assert!(ok("pve-ct-timezone", "Europe/Vienna") && ok("pve-ct-timezone", "anything"));
+        assert!(ok("string-list", "anything, at all"));
+        assert!(ok("email-opt", ""), "unchecked formats accept");
+        assert!(ok("pve-tag-list", "a;b,c") && !ok("pve-tag-list", "a,-b"));
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(split_suffix("pve-tag-list"), ("pve-tag", Some("list")));
+        assert_eq!(split_suffix("email-opt"), ("email", Some("opt")));
+        assert_eq!(split_suffix("pve-ipv4-config"), ("pve-ipv4-config", None));
+        assert_eq!(split_list("a, b;c\td"), ["a", "b", "c", "d"]);
+        assert_eq!(split_list("a b\0c"), ["a b", "c"]);
+    }
 }

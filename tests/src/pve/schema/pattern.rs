@@ -10,7 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
+
+/// Compiled-size limit: `(?i:[\w\s...]{0,256})` (Unicode classes repeated 256 times) needs
+/// more than the `regex` crate's default 10 MiB.
+const REGEX_SIZE_LIMIT: usize = 128 << 20;
 
 /// Compiled patterns by their Perl source; a pattern that does not compile is cached as its error.
 #[derive(Debug, Default)]
@@ -23,18 +27,17 @@ impl Patterns {
     /// `Err` when the pattern cannot be translated to a Rust regex (a gap of this validator, not
     /// of the request).
     pub(crate) fn full_match(&self, pattern: &str, value: &str) -> Result<bool, String> {
-        let mut compiled = self
-            .compiled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = compiled
-            .entry(pattern.to_owned())
-            .or_insert_with(|| Regex::new(&anchored(pattern)).map_err(|e| e.to_string()));
+        let mut compiled = self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = compiled.entry(pattern.to_owned()).or_insert_with(|| compile(pattern));
         match entry {
             Ok(re) => Ok(re.is_match(value)),
             Err(e) => Err(format!("pattern '{pattern}' cannot be checked: {e}")),
         }
     }
+}
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(&anchored(pattern)).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| e.to_string())
 }
 
 /// `^(?:pattern)$` with Perl's `$` (end, or before a final newline).

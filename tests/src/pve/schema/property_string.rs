@@ -28,9 +28,7 @@ pub fn parse(format: &Map<String, Value>, data: &str) -> Result<BTreeMap<String,
                 let mut key = key.to_owned();
                 let mut schema = format.get(&key);
                 if let Some(alias) = schema.and_then(|s| s.get("alias")).and_then(Value::as_str) {
-                    let key_alias = schema
-                        .and_then(|s| s.get("keyAlias"))
-                        .and_then(Value::as_str);
+                    let key_alias = schema.and_then(|s| s.get("keyAlias")).and_then(Value::as_str);
                     if let Some(key_alias) = key_alias {
                         if parsed.contains_key(key_alias) {
                             return Err(format!("key alias '{key_alias}' is already defined\n"));
@@ -57,14 +55,10 @@ pub fn parse(format: &Map<String, Value>, data: &str) -> Result<BTreeMap<String,
                 if let Some(key) = default_key {
                     return Err(format!("duplicate key in comma-separated list property: {key}\n"));
                 }
-                let Some(key) = format
-                    .iter()
-                    .find(|(_, schema)| is_default_key(schema))
-                    .map(|(key, _)| key.as_str())
+                let Some(key) =
+                    format.iter().find(|(_, schema)| is_default_key(schema)).map(|(key, _)| key.as_str())
                 else {
-                    return Err(
-                        "value without key, but schema does not define a default key\n".to_owned()
-                    );
+                    return Err("value without key, but schema does not define a default key\n".to_owned());
                 };
                 default_key = Some(key);
                 if parsed.get(key).is_some_and(|v| !v.is_empty() && v != "0") {

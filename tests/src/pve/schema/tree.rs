@@ -53,21 +53,17 @@ impl Tree {
             .and_then(Value::as_str)
             .ok_or_else(|| SchemaError::Shape("a node has no \"path\"".into()))?;
         if let Some(info) = node.get("info") {
-            let info = info.as_object().ok_or_else(|| {
-                SchemaError::Shape(format!("the \"info\" of {template} is not an object"))
-            })?;
-            let methods: BTreeMap<String, Value> =
-                info.iter().map(|(m, i)| (m.clone(), i.clone())).collect();
+            let info = info
+                .as_object()
+                .ok_or_else(|| SchemaError::Shape(format!("the \"info\" of {template} is not an object")))?;
+            let methods: BTreeMap<String, Value> = info.iter().map(|(m, i)| (m.clone(), i.clone())).collect();
             if !methods.is_empty() {
                 let count = methods.len();
                 let slot = self.slot(template);
                 if slot.endpoint.is_some() {
                     return Err(SchemaError::Shape(format!("{template} appears twice")));
                 }
-                slot.endpoint = Some(Endpoint {
-                    template: template.to_owned(),
-                    methods,
-                });
+                slot.endpoint = Some(Endpoint { template: template.to_owned(), methods });
                 self.endpoints += count;
             }
         }
@@ -106,11 +102,7 @@ impl Tree {
     /// The endpoint of a request path and its path parameters (percent-decoded). Empty
     /// segments are skipped, as PVE does.
     pub(crate) fn find(&self, path: &str) -> Option<(&Endpoint, BTreeMap<String, String>)> {
-        let segments: Vec<String> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(percent_decode)
-            .collect();
+        let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
         let mut params = BTreeMap::new();
         let endpoint = find_in(&self.root, &segments, &mut params)?;
         Some((endpoint, params))
@@ -142,11 +134,7 @@ fn find_in<'t>(
     let Some((first, rest)) = segments.split_first() else {
         return node.endpoint.as_ref();
     };
-    if let Some(found) = node
-        .literal
-        .get(first)
-        .and_then(|child| find_in(child, rest, params))
-    {
+    if let Some(found) = node.literal.get(first).and_then(|child| find_in(child, rest, params)) {
         return Some(found);
     }
     for (name, child) in &node.params {

@@ -25,9 +25,7 @@ pub(crate) fn is_number(value: &str) -> bool {
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
-        Some((int, frac)) => {
-            (!int.is_empty() || !frac.is_empty()) && all_digits(int) && all_digits(frac)
-        }
+        Some((int, frac)) => (!int.is_empty() || !frac.is_empty()) && all_digits(int) && all_digits(frac),
         None => !mantissa.is_empty() && all_digits(mantissa),
     };
     let exponent_ok = exponent.is_none_or(|e| {
@@ -78,11 +76,7 @@ pub(crate) fn check_type(type_name: &str, value: &str) -> Result<(), String> {
         "number" => is_number(value),
         _ => true,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("type check ('{type_name}') failed - got '{value}'"))
-    }
+    if ok { Ok(()) } else { Err(format!("type check ('{type_name}') failed - got '{value}'")) }
 }
 
 #[cfg(test)]
