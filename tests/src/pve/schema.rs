@@ -23,7 +23,8 @@
 //! parameters (`net0`..`net31`, `mp0`..`mp255`, `unused0`..`unused255`, `dev0`..`dev255`, the
 //! VM families with their PVE limits, 0-255 for families not known here). Repeated keys are
 //! joined with NUL, as PVE's HTTP server does (lists split on it; an integer fails).
-//! Path segments are percent-decoded, so a volume id in a path must encode its `/` as `%2F`.
+//! Path segments are percent-decoded; a volume id in a path may be sent with its `/` as `%2F`
+//! or unencoded (a final `{volume}` takes the rest of the path, as Proxmox's router does).
 //!
 //! Named formats checked strictly: see [`formats::CHECKED`] (with their `-list`/`-opt` forms).
 //! Accepted without a check (their definitions are Perl code or hashes not in the schema):

@@ -58,6 +58,10 @@ fn index_limit(family: &str) -> usize {
 /// The schema of `key` in `properties`: the key itself, or its indexed family (`net7` ->
 /// `net[n]`, within PVE's limit, without leading zeros).
 pub(crate) fn lookup<'s>(properties: &'s Map<String, Value>, key: &str) -> Option<&'s Value> {
+    if key.ends_with("[n]") {
+        // The schema's name for a family is not a parameter name.
+        return None;
+    }
     if let Some(schema) = properties.get(key) {
         return Some(schema);
     }
@@ -119,7 +123,7 @@ impl Checker<'_> {
         }
         for (key, value) in values {
             let new_path = join(path, key);
-            let exact = properties.contains_key(key);
+            let exact = properties.contains_key(key) && !key.ends_with("[n]");
             if let Some(schema) = lookup(properties, key) {
                 if !exact {
                     let instance = instance_type(schema, values);

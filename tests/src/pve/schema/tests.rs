@@ -246,7 +246,7 @@ fn indexed_parameters_have_pve_limits() {
             panic!("{key}: {e}");
         }
     }
-    for key in ["net32", "net01", "mp256", "unused256", "dev256", "net", "netx1"] {
+    for key in ["net32", "net01", "mp256", "unused256", "dev256", "net", "netx1", "net[n]"] {
         let errors = create_errors(&[(key, "name=eth0")]);
         assert_eq!(
             error(&errors, key),
@@ -411,6 +411,10 @@ fn storage_content() {
     let checked = passes("DELETE", &volume, &[]);
     assert_eq!(checked.template, "/nodes/{node}/storage/{storage}/content/{volume}");
     assert_eq!(checked.path_params.get("volume").map(String::as_str), Some(TEMPLATE));
+    let checked = passes("DELETE", &format!("/nodes/pve/storage/local/content/{TEMPLATE}"), &[]);
+    assert_eq!(checked.path_params.get("volume").map(String::as_str), Some(TEMPLATE));
+    let r = schema().check("GET", "/nodes/pve/storage/local/status/x", &[]);
+    assert!(matches!(r, Err(Rejection::NotImplemented { .. })), "only {{volume}} is greedy: {r:?}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The API tree of the schema: loading the `apiSchema` array (nodes with `path`, `info` per
 //! method and `children`) into a trie of path segments, and finding the endpoint of a request
 //! path (`/nodes/pve/lxc/100/config` -> `/nodes/{node}/lxc/{vmid}/config` with `node=pve`,
-//! `vmid=100`). Literal segments win over `{param}` segments, as in PVE's router.
+//! `vmid=100`). Literal segments win over `{param}` segments, as in PVE's router; a final
+//! `{volume}` takes the rest of the path (volume ids contain `/`).
 
 use std::collections::BTreeMap;
 
@@ -143,8 +144,21 @@ fn find_in<'t>(
             return Some(found);
         }
     }
+    // A volume id (`local:vztmpl/x.tar.zst`) may be sent with its `/` unencoded, as clients
+    // such as go-proxmox do and Proxmox accepts: a final `{volume}` takes the rest of the path.
+    for (name, child) in &node.params {
+        if GREEDY.contains(&name.as_str()) && !rest.is_empty() {
+            if let Some(endpoint) = &child.endpoint {
+                params.insert(name.clone(), segments.join("/"));
+                return Some(endpoint);
+            }
+        }
+    }
     None
 }
+
+/// Path parameters that, as the last segment of a template, take the rest of the path.
+const GREEDY: &[&str] = &["volume"];
 
 /// `%XX` escapes of a path segment decoded (`local%3Avztmpl%2Fx.tar.zst`); invalid escapes are
 /// kept as they are, invalid UTF-8 is replaced.
@@ -200,6 +214,10 @@ mod tests {
         assert!(tree.find("/a").is_none(), "a node without methods is not an endpoint");
         assert!(tree.find("/a/7/x").is_none());
         assert_eq!(tree.methods(), 2);
+        let json = serde_json::json!([{"path": "/c/{volume}", "info": {"DELETE": {}}}]);
+        let tree = Tree::from_json(&json).expect("tree");
+        let (_, params) = tree.find("/c/local:vztmpl/x.tar.zst").expect("found");
+        assert_eq!(params.get("volume").map(String::as_str), Some("local:vztmpl/x.tar.zst"));
     }
 
     #[test]
