@@ -49,17 +49,83 @@ fn loading_errors_are_typed() {
     assert!(matches!(Schema::load(&path), Err(SchemaError::Shape(_))));
 }
 
-/// Every parameter schema of the official schema, property-string keys and array items too.
-fn all_parameter_schemas() -> Vec<Value> {
+/// The official schema as JSON.
+fn official_json() -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::pve::schema::OFFICIAL);
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
     };
-    let json: Value = match serde_json::from_str(&text) {
+    match serde_json::from_str(&text) {
         Ok(j) => j,
         Err(e) => panic!("{e}"),
-    };
+    }
+}
+
+/// Every (template, method) of the official schema.
+fn all_methods() -> Vec<(String, String)> {
+    fn nodes(node: &Value, out: &mut Vec<(String, String)>) {
+        for n in node.as_array().into_iter().flatten() {
+            let template = n.get("path").and_then(Value::as_str).unwrap_or_default();
+            for method in n.get("info").and_then(Value::as_object).into_iter().flat_map(|i| i.keys()) {
+                out.push((template.to_owned(), method.clone()));
+            }
+            if let Some(children) = n.get("children") {
+                nodes(children, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    nodes(&official_json(), &mut out);
+    out
+}
+
+#[test]
+fn every_path_of_the_schema_is_served() {
+    let methods = all_methods();
+    assert_eq!(methods.len(), schema().method_count());
+    for (template, method) in methods {
+        let path: Vec<&str> = template
+            .split('/')
+            .map(|segment| match segment {
+                "{node}" => "pve",
+                "{vmid}" => "100",
+                s if s.starts_with('{') => "x1",
+                s => s,
+            })
+            .collect();
+        let path = path.join("/");
+        match schema().check(&method, &path, &[]) {
+            Ok(checked) => assert_eq!(checked.template, template, "{method} {path}"),
+            Err(Rejection::Invalid { errors }) => assert!(!errors.is_empty()),
+            Err(e) => panic!("{method} {path} ({template}): {e}"),
+        }
+    }
+}
+
+#[test]
+fn the_schema_can_be_shared_between_handlers() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Schema>();
+    let schema = std::sync::Arc::new(schema());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let schema = schema.clone();
+            std::thread::spawn(move || {
+                let params =
+                    vec![("iface".to_owned(), format!("vmbr{i}")), ("type".to_owned(), "bridge".to_owned())];
+                schema.check("POST", "/nodes/pve/network", &params).is_ok()
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert!(matches!(handle.join(), Ok(true)));
+    }
+}
+
+/// Every parameter schema of the official schema, property-string keys and array items too.
+fn all_parameter_schemas() -> Vec<Value> {
+    let json = official_json();
     fn nodes(node: &Value, out: &mut Vec<Value>) {
         for n in node.as_array().into_iter().flatten() {
             for info in n.get("info").and_then(Value::as_object).into_iter().flat_map(|i| i.values()) {
