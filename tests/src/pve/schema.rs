@@ -57,9 +57,11 @@
 //! - [`formats`]: the named formats.
 //! - [`property_string`]: `key=value,...` parameters.
 //! - `pattern`: Perl patterns as Rust regexes, compiled lazily and cached.
+//! - [`json_body`]: a JSON request body as the string pairs [`Schema::check`] takes.
 
 mod check;
 pub mod formats;
+pub mod json_body;
 mod pattern;
 pub mod property_string;
 mod tree;
