@@ -4,13 +4,23 @@
 //! does not have, `400 Parameter verification failed.` with `{"errors": {param: text}}`
 //! otherwise. The test double `pve-sim` runs every request through [`Schema::check`] first.
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use proximity_tests::pve::schema::Schema;
+//! use proximity_tests::pve::schema::{Rejection, Schema};
 //! let schema = Schema::official()?;
 //! let params = vec![("memory".to_owned(), "256".to_owned())];
 //! let checked = schema.check("PUT", "/nodes/pve/lxc/100/config", &params)?;
 //! assert_eq!(checked.template, "/nodes/{node}/lxc/{vmid}/config");
+//! assert_eq!(checked.path_params["vmid"], "100");
+//!
+//! let params = vec![
+//!     ("iface".to_owned(), "proximity-lan".to_owned()),
+//!     ("type".to_owned(), "bridge".to_owned()),
+//! ];
+//! let Err(Rejection::Invalid { errors }) = schema.check("POST", "/nodes/pve/network", &params) else {
+//!     panic!("pve-iface refuses '-'");
+//! };
+//! assert_eq!(errors["iface"], "invalid format - invalid network interface name 'proximity-lan'\n");
 //! # Ok(()) }
 //! ```
 //!
@@ -24,7 +34,8 @@
 //! VM families with their PVE limits, 0-255 for families not known here). Repeated keys are
 //! joined with NUL, as PVE's HTTP server does (lists split on it; an integer fails).
 //! Path segments are percent-decoded; a volume id in a path may be sent with its `/` as `%2F`
-//! or unencoded (a final `{volume}` takes the rest of the path, as Proxmox's router does).
+//! or unencoded, as clients such as go-proxmox send it (a final `{volume}` takes the rest of the
+//! path).
 //!
 //! Named formats checked strictly: see [`formats::CHECKED`] (with their `-list`/`-opt` forms).
 //! Accepted without a check (their definitions are Perl code or hashes not in the schema):
