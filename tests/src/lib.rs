@@ -36,6 +36,8 @@
 //! - [`dns`]: `dig` and `kdig` run in a host's namespace and their replies read; [`dns::Dnsmasq`],
 //!   a real DNS server on a lab host (the upstream the appliance forwards to).
 //! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
+//! - [`pve`]: the Proxmox VE API schema and its validator ([`pve::schema::Schema`]), for the
+//!   Proxmox API test double.
 //! - [`process`]: running and signalling processes, the [`process::Reaper`] for detached daemons.
 //! - [`names`]: unique namespace and interface names per lab.
 //! - [`logs`]: the lab's log files, shown when a test fails.

@@ -1,5 +1,6 @@
 //! `pve-sim`, the Proxmox API test double, driven as the provisioner drives a node: with curl in
 //! the node's namespace, trusting the sim's certificate. Token auth (401), unknown paths (501),
+//! what the official schema refuses (400: a bad `net0`, an unknown parameter, a wrong type),
 //! then a template uploaded, CT 100 created exactly as the provisioner creates it (decision 3 of
 //! issue 6), started for real with LXC: the appliance in it takes an address on `vmbr0` by DHCP,
 //! which `interfaces` reports, and answers its health check there. Its state volume goes to a
@@ -165,6 +166,11 @@ fn add_tree<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Pat
     Ok(())
 }
 
+/// `params` with `key` set to `value` (added when absent).
+fn replaced<'a>(params: &[(&'a str, &'a str)], key: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+    params.iter().filter(|(k, _)| *k != key).copied().chain([(key, value)]).collect()
+}
+
 fn sha256_hex(path: &Path) -> Result<String> {
     let digest = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(path)?);
     Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
@@ -240,6 +246,20 @@ fn journey(node: &Node) -> Result<()> {
         ("description", description.as_str()),
         ENTRYPOINT,
     ];
+    // What Proxmox's schema refuses, the sim refuses, before doing anything.
+    let bad_net0 = format!("{net0},frobnicate=1");
+    let invalid = [
+        ("net0", replaced(&create, "net0", &bad_net0)),
+        ("frobnicate", replaced(&create, "frobnicate", "1")),
+        ("memory", replaced(&create, "memory", "lots")),
+    ];
+    for (param, params) in invalid {
+        let body = api.fails(400, "POST", "/nodes/pve/lxc", &params)?;
+        ensure!(body["errors"][param].is_string(), "no error for {param}: {body}");
+        ensure!(body["message"] == "Parameter verification failed.\n", "{body}");
+    }
+    let listed = api.ok("GET", "/nodes/pve/lxc", &[])?;
+    ensure!(listed == Value::Array(Vec::new()), "a refused create made something: {listed}");
     api.run("POST", "/nodes/pve/lxc", &create)?;
     api.fails_with(500, "CT 100 already exists on node 'pve'\n", "POST", "/nodes/pve/lxc", &create)?;
     let config = api.config(100)?;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::multipart;
+use crate::pve::schema::json_body::params_from_json;
 
 /// Largest non-upload body (Proxmox's limit for a request body is 64 KiB; a little room here).
 pub const MAX_BODY: usize = 1 << 20;
@@ -51,26 +52,14 @@ pub fn body(content_type: Option<&str>, body: &[u8]) -> Result<Params, ApiError>
     }
 }
 
-/// A JSON object's members as string parameters (numbers as written, booleans as 1/0).
+/// A JSON object's members as string parameters, as the schema's reader takes them.
 fn json(body: &[u8]) -> Result<Params, ApiError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("malformed JSON body: {e}")))?;
     let Value::Object(map) = value else {
         return Err(ApiError::new(400, "the JSON body is not an object"));
     };
-    let pairs = map
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s,
-                Value::Bool(b) => u8::from(b).to_string(),
-                other => other.to_string(),
-            };
-            (k, v)
-        })
-        .collect();
-    Ok(Params { pairs, file: None })
+    Ok(Params { pairs: params_from_json(&map), file: None })
 }
 
 #[cfg(test)]

@@ -77,8 +77,7 @@ pub fn dispatch(sim: &Arc<Sim>, method: &str, c: &Checked, file: Option<Vec<u8>>
         }
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => {
             let storage = required(c, "storage")?.to_owned();
-            let volume =
-                percent_encoding::percent_decode_str(required(c, "volume")?).decode_utf8_lossy().into_owned();
+            let volume = required(c, "volume")?.to_owned();
             let volid = if volume.contains(':') { volume.clone() } else { format!("{storage}:{volume}") };
             sim.storage.template_path(&volid)?;
             let s = Arc::clone(sim);

@@ -216,10 +216,10 @@ async fn answer(sim: &Arc<Sim>, req: Request<Incoming>) -> Result<Value, ApiErro
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let full = parts.uri.path();
-    let Some(path) = full.strip_prefix(API_BASE).filter(|p| p.starts_with('/')).and_then(decode_path) else {
+    // Still percent-encoded: the schema decodes each segment (and takes a volume id's `/`).
+    let Some(path) = full.strip_prefix(API_BASE).filter(|p| p.starts_with('/')) else {
         return Err(rejection(Rejection::NotImplemented { method, path: full.to_owned() }));
     };
-    let path = path.as_str();
     let limit = if path.ends_with("/upload") { MAX_UPLOAD } else { MAX_BODY };
     let bytes = Limited::new(body, limit)
         .collect()
@@ -245,20 +245,6 @@ async fn answer(sim: &Arc<Sim>, req: Request<Incoming>) -> Result<Value, ApiErro
     tokio::task::spawn_blocking(move || routes::dispatch(&sim, &method, &checked, params.file))
         .await
         .map_err(|e| ApiError::internal(format!("handler failed: {e}")))?
-}
-
-/// The path with each segment percent-decoded (clients encode the `:` of a UPID); a segment
-/// that holds an encoded `/` (a volume id `local:vztmpl%2Fx.tar.zst`) stays encoded, for its
-/// handler to decode. `None` for invalid UTF-8.
-fn decode_path(path: &str) -> Option<String> {
-    let segments: Option<Vec<String>> = path
-        .split('/')
-        .map(|segment| {
-            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
-            Some(if decoded.contains('/') { segment.to_owned() } else { decoded.into_owned() })
-        })
-        .collect();
-    segments.map(|s| s.join("/"))
 }
 
 fn rejection(r: Rejection) -> ApiError {
