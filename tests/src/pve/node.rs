@@ -254,22 +254,36 @@ impl Node {
         out
     }
 
-    /// Stops the sim with SIGTERM (it stops its containers) and waits for it; kills it after
-    /// [`STOP_TIMEOUT`].
-    fn stop_sim(&self) {
+    /// Stops the sim with SIGTERM, as a user would; it stops its containers first. Its exit
+    /// status, or an error when it had already exited or was still running after
+    /// [`STOP_TIMEOUT`] (then it is killed). The namespace stays until the node is dropped.
+    pub fn stop_sim(&self) -> Result<std::process::ExitStatus> {
         let mut sim = self.sim.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Ok(None) = sim.try_wait() {
-            let _ = process::signal(sim.id(), Signal::SIGTERM);
-            if !matches!(wait_exit(&mut sim, STOP_TIMEOUT), Ok(Some(_))) {
+        if let Some(status) = sim.try_wait()? {
+            bail!("pve-sim had already exited ({status})");
+        }
+        process::signal(sim.id(), Signal::SIGTERM)?;
+        match wait_exit(&mut sim, STOP_TIMEOUT)? {
+            Some(status) => Ok(status),
+            None => {
                 kill_child(&mut sim);
+                bail!("pve-sim was still running {STOP_TIMEOUT:?} after SIGTERM; killed it")
             }
         }
+    }
+
+    /// `lxc-TOOL -P <the sim's lxcpath> -n <vmid>` in the node's namespace (where LXC's command
+    /// socket is).
+    pub fn lxc(&self, tool: &str, vmid: u32) -> Command {
+        let mut cmd = self.command(&format!("lxc-{tool}"));
+        cmd.arg("-P").arg(self.data.join("lxc")).arg("-n").arg(vmid.to_string());
+        cmd
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop_sim();
+        let _ = self.stop_sim();
         // Containers a killed sim could not stop: stop them, so LXC removes their cgroups.
         let lxcpath = self.data.join("lxc");
         for entry in std::fs::read_dir(&lxcpath).into_iter().flatten().flatten() {

@@ -7,174 +7,14 @@
 //! second container and back (the upgrade's moves), both are destroyed, and nothing is left: no
 //! config, no LXC container, no volume directory.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use proximity_config::RawConfig;
-use proximity_tests::lxc::{self, rootfs, static_binary};
-use proximity_tests::pve::node::{BRIDGE, NODE_ADDRESS, Node};
+use anyhow::{Context, Result, anyhow, ensure};
+use proximity_tests::pve::node::{NODE_ADDRESS, Node};
 use proximity_tests::wait;
 use serde_json::Value;
 
-/// The sim's binary.
-const PVE_SIM: &str = env!("CARGO_BIN_EXE_pve-sim");
-/// The template's file name, as the image crate names it.
-const TEMPLATE: &str = "proximity-appliance_0.1.0-000000000000_amd64.tar.zst";
-/// The LAN bridge the provisioner makes on the node (here the test makes it).
-const LAN_BRIDGE: &str = "proximity-lan";
-/// Until the appliance reads `/etc/proximity.toml` by default (issue 6, decision 1, being added
-/// in parallel), the container names its config through `entrypoint`, which the sim turns into
-/// `lxc.init.cmd` as pve-container does. Drop it (and use the bare decision-3 parameters) then.
-const ENTRYPOINT: (&str, &str) = ("entrypoint", "/sbin/proximity-appliance --config /etc/proximity.toml");
-/// A task that takes longer (unpacking a template, starting a container) is stuck.
-const TASK_TIMEOUT: Duration = Duration::from_secs(60);
-/// From the start task's end to the appliance's WAN address from DHCP.
-const DHCP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The API as the provisioner speaks it, with curl in the node's namespace.
-struct Api<'n> {
-    node: &'n Node,
-}
-
-impl Api<'_> {
-    /// `METHOD /api2/json<path>` with `params` (query for GET/DELETE, form body otherwise), with
-    /// or without the token; status and JSON body.
-    fn call(&self, method: &str, path: &str, params: &[(&str, &str)], token: bool) -> Result<(u16, Value)> {
-        let mut cmd = self.node.command("curl");
-        cmd.args(["-sS", "--max-time", "30", "-X", method, "-w", "\n%{http_code}", "--cacert"])
-            .arg(self.node.ca_file());
-        if token {
-            cmd.arg("-H").arg(format!("Authorization: PVEAPIToken={}", self.node.token()));
-        }
-        if matches!(method, "GET" | "DELETE") && !params.is_empty() {
-            cmd.arg("-G");
-        }
-        for (k, v) in params {
-            cmd.arg("--data-urlencode").arg(format!("{k}={v}"));
-        }
-        cmd.arg(format!("{}/api2/json{path}", self.node.url()));
-        self.read(cmd)
-    }
-
-    fn read(&self, mut cmd: std::process::Command) -> Result<(u16, Value)> {
-        let out = cmd.output().context("cannot run curl")?;
-        ensure!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n').context("no status from curl")?;
-        let status: u16 = status.trim().parse().with_context(|| format!("bad status in {text:?}"))?;
-        let body = serde_json::from_str(body).with_context(|| format!("not JSON ({status}): {body:?}"))?;
-        Ok((status, body))
-    }
-
-    /// A call that must succeed; its `data`.
-    fn ok(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value> {
-        let (status, body) = self.call(method, path, params, true)?;
-        ensure!(status == 200, "{method} {path}: {status} {body}");
-        Ok(body["data"].clone())
-    }
-
-    /// A call that must fail with `status`; the body.
-    fn fails(&self, status: u16, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value> {
-        let (got, body) = self.call(method, path, params, true)?;
-        ensure!(got == status, "{method} {path}: wanted {status}, got {got} {body}");
-        Ok(body)
-    }
-
-    /// A call that must fail with `status` and Proxmox's `message`.
-    fn fails_with(
-        &self,
-        status: u16,
-        message: &str,
-        method: &str,
-        path: &str,
-        params: &[(&str, &str)],
-    ) -> Result<()> {
-        let body = self.fails(status, method, path, params)?;
-        ensure!(body["message"] == message, "{method} {path}: wanted {message:?}, got {body}");
-        Ok(())
-    }
-
-    /// Polls a task until it stops; fails with its log unless it ended `OK`.
-    fn wait_task(&self, upid: &Value) -> Result<()> {
-        let upid = upid.as_str().with_context(|| format!("no UPID: {upid}"))?;
-        ensure!(upid.starts_with("UPID:pve:"), "not a UPID: {upid}");
-        let path = format!("/nodes/pve/tasks/{upid}/status");
-        let status = wait::until(TASK_TIMEOUT, &format!("task {upid}"), || {
-            let status = self.ok("GET", &path, &[])?;
-            Ok((status["status"] == "stopped").then_some(status))
-        })?;
-        if status["exitstatus"] != "OK" {
-            let log = self.ok("GET", &format!("/nodes/pve/tasks/{upid}/log"), &[])?;
-            bail!("task {upid} failed: {}\nlog: {log}", status["exitstatus"]);
-        }
-        Ok(())
-    }
-
-    /// `call` + `wait_task` for a long operation.
-    fn run(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<()> {
-        let upid = self.ok(method, path, params)?;
-        self.wait_task(&upid)
-    }
-
-    fn config(&self, vmid: u32) -> Result<Value> {
-        self.ok("GET", &format!("/nodes/pve/lxc/{vmid}/config"), &[])
-    }
-}
-
-/// A template as the image crate makes one: the lab's appliance rootfs (static binary, config,
-/// nft), `/sbin/init` the appliance, owned 0:0, as a tar.zst named [`TEMPLATE`] in `dir`.
-fn template(dir: &Path) -> Result<PathBuf> {
-    let root = dir.join("rootfs");
-    let mut config = RawConfig::default();
-    config.lan.interface = lxc::LAN_IFACE.to_owned();
-    config.wan.interface = lxc::WAN_IFACE.to_owned();
-    config.state.dir = lxc::STATE_DIR.to_owned();
-    rootfs::build(&root, &static_binary()?, &config)?;
-    for empty in ["run", "tmp"] {
-        std::fs::create_dir_all(root.join(empty))?;
-    }
-    std::os::unix::fs::symlink("proximity-appliance", root.join("sbin/init"))?;
-    let path = dir.join(TEMPLATE);
-    let mut tar = tar::Builder::new(zstd::Encoder::new(std::fs::File::create(&path)?, 3)?);
-    add_tree(&mut tar, &root, Path::new("."))?;
-    tar.into_inner()?.finish()?;
-    Ok(path)
-}
-
-/// Appends `dir` (at `name` in the archive) and everything below it, sorted, owned 0:0.
-fn add_tree<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    let mut header = tar::Header::new_gnu();
-    header.set_metadata(&meta);
-    header.set_uid(0);
-    header.set_gid(0);
-    if meta.file_type().is_symlink() {
-        header.set_size(0);
-        tar.append_link(&mut header, name, std::fs::read_link(dir)?)?;
-    } else if meta.is_dir() {
-        header.set_size(0);
-        tar.append_data(&mut header, name, std::io::empty())?;
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.file_name()).collect();
-        entries.sort();
-        for entry in entries {
-            add_tree(tar, &dir.join(&entry), &name.join(&entry))?;
-        }
-    } else {
-        tar.append_data(&mut header, name, std::fs::File::open(dir)?)?;
-    }
-    Ok(())
-}
-
-/// `params` with `key` set to `value` (added when absent).
-fn replaced<'a>(params: &[(&'a str, &'a str)], key: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
-    params.iter().filter(|(k, _)| *k != key).copied().chain([(key, value)]).collect()
-}
-
-fn sha256_hex(path: &Path) -> Result<String> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(path)?);
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
-}
+use crate::pve_api::{Api, Ct100, DHCP_TIMEOUT, PVE_SIM, lan_bridge, replaced, template};
 
 #[test]
 fn pve_sim_runs_the_appliance_container_the_way_the_provisioner_asks() -> Result<()> {
@@ -204,48 +44,15 @@ fn journey(node: &Node) -> Result<()> {
     )?;
 
     // The template, uploaded as the provisioner uploads it.
-    let file = template(node.dir())?;
-    let sum = sha256_hex(&file)?;
-    let mut cmd = node.command("curl");
-    cmd.args(["-sS", "-X", "POST", "-w", "\n%{http_code}", "--cacert"]).arg(node.ca_file());
-    cmd.arg("-H").arg(format!("Authorization: PVEAPIToken={}", node.token()));
-    cmd.args(["-F", "content=vztmpl", "-F", &format!("checksum={sum}"), "-F", "checksum-algorithm=sha256"]);
-    cmd.arg("-F").arg(format!("filename=@{}", file.display()));
-    cmd.arg(format!("{}/api2/json/nodes/pve/storage/local/upload", node.url()));
-    let (status, body) = api.read(cmd)?;
-    ensure!(status == 200, "upload: {status} {body}");
-    api.wait_task(&body["data"])?;
-    let volid = format!("local:vztmpl/{TEMPLATE}");
+    let volid = api.upload(&template(node.dir())?)?;
     let content = api.ok("GET", "/nodes/pve/storage/local/content", &[("content", "vztmpl")])?;
     ensure!(content.as_array().is_some_and(|c| c.iter().any(|v| v["volid"] == volid)), "content: {content}");
 
     // CT 100 exactly as the provisioner creates it.
-    let ip = |args: &[&str]| node.netns().ip(args);
-    ip(&["link", "add", LAN_BRIDGE, "type", "bridge"])?;
-    ip(&["link", "set", LAN_BRIDGE, "up"])?;
-    let description =
-        format!("Proximity appliance\nproximity-spec: {}\nproximity-template: {volid}", "ab".repeat(32));
-    let net0 = format!("name=eth0,bridge={BRIDGE},ip=dhcp,firewall=0");
-    let net1 = format!("name=eth1,bridge={LAN_BRIDGE},ip=10.20.0.1/24,firewall=0");
-    let create = [
-        ("vmid", "100"),
-        ("ostemplate", volid.as_str()),
-        ("ostype", "unmanaged"),
-        ("arch", "amd64"),
-        ("unprivileged", "1"),
-        ("hostname", "proximity"),
-        ("memory", "256"),
-        ("swap", "0"),
-        ("cores", "1"),
-        ("rootfs", "local-lvm:1"),
-        ("mp0", "local-lvm:1,mp=/var/lib/proximity,backup=1"),
-        ("net0", net0.as_str()),
-        ("net1", net1.as_str()),
-        ("onboot", "1"),
-        ("tags", "proximity"),
-        ("description", description.as_str()),
-        ENTRYPOINT,
-    ];
+    lan_bridge(node)?;
+    let spec = Ct100::new(&volid);
+    let create = spec.params();
+    let (net0, description) = (spec.net0.clone(), spec.description.clone());
     // What Proxmox's schema refuses, the sim refuses, before doing anything.
     let bad_net0 = format!("{net0},frobnicate=1");
     let invalid = [
@@ -359,5 +166,57 @@ fn journey(node: &Node) -> Result<()> {
     ensure!(
         log.iter().any(|e| e.method == "POST" && e.path == "/api2/json/nodes/pve/lxc" && e.status == 200)
     );
+    Ok(())
+}
+
+#[test]
+fn pve_sim_applies_network_changes_and_stops_its_containers_with_itself() -> Result<()> {
+    let node = Node::start(Path::new(PVE_SIM))?;
+    let result = network_then_stop(&node);
+    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+}
+
+/// The network API (what the provisioner's API mode uses for `vmbrN`), then SIGTERM to the
+/// sim with a container running.
+fn network_then_stop(node: &Node) -> Result<()> {
+    let api = Api { node };
+    // `proximity-lan` is not a `pve-iface`: the provisioner must make it itself (DESIGN.md).
+    let body =
+        api.fails(400, "POST", "/nodes/pve/network", &[("iface", "proximity-lan"), ("type", "bridge")])?;
+    ensure!(body["errors"]["iface"].is_string(), "{body}");
+    // Nothing pending: a reload that changes nothing, as ifreload of an unchanged file.
+    api.run("PUT", "/nodes/pve/network", &[])?;
+    let vmbr1 = [("iface", "vmbr1"), ("type", "bridge"), ("cidr", "10.30.0.1/24"), ("autostart", "1")];
+    api.ok("POST", "/nodes/pve/network", &vmbr1)?;
+    let again = api.fails(400, "POST", "/nodes/pve/network", &vmbr1)?;
+    ensure!(again["errors"]["iface"] == "interface already exists", "{again}");
+    let pending = api.ok("GET", "/nodes/pve/network/vmbr1", &[])?;
+    ensure!(pending["active"] == 0 && pending["type"] == "bridge", "pending: {pending}");
+    ensure!(node.netns().ip(&["link", "show", "vmbr1"]).is_err(), "vmbr1 exists before the apply");
+    api.run("PUT", "/nodes/pve/network", &[])?;
+    let addrs = node.netns().ipv4_addrs("vmbr1")?;
+    ensure!(addrs == [([10, 30, 0, 1].into(), 24)], "vmbr1 has {addrs:?}");
+    let bridges = api.ok("GET", "/nodes/pve/network", &[("type", "any_bridge")])?;
+    let listed = bridges.as_array().into_iter().flatten().find(|b| b["iface"] == "vmbr1").cloned();
+    ensure!(listed.is_some_and(|b| b["active"] == 1 && b["cidr"] == "10.30.0.1/24"), "bridges: {bridges}");
+    api.ok("DELETE", "/nodes/pve/network/vmbr1", &[])?;
+    ensure!(node.netns().ip(&["link", "show", "vmbr1"]).is_ok(), "vmbr1 went before the apply");
+    api.run("PUT", "/nodes/pve/network", &[])?;
+    ensure!(node.netns().ip(&["link", "show", "vmbr1"]).is_err(), "vmbr1 is still there");
+
+    // A container the sim started stops with it (lxc-stop -k on SIGTERM).
+    lan_bridge(node)?;
+    let volid = api.upload(&template(node.dir())?)?;
+    let spec = Ct100::new(&volid);
+    api.run("POST", "/nodes/pve/lxc", &spec.params())?;
+    api.run("POST", "/nodes/pve/lxc/100/status/start", &[])?;
+    let info = |node: &Node| -> Result<String> {
+        let out = node.lxc("info", 100).arg("-s").output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    ensure!(info(node)?.contains("RUNNING"), "CT 100 after start: {}", info(node)?);
+    let status = node.stop_sim()?;
+    ensure!(status.success(), "pve-sim exited with {status}");
+    ensure!(info(node)?.contains("STOPPED"), "CT 100 after the sim's stop: {}", info(node)?);
     Ok(())
 }
