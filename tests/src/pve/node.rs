@@ -203,6 +203,12 @@ impl Node {
         self.dir.path()
     }
 
+    /// Sets the provisioner's connection environment on `cmd`: `PROXMOX_URL`, `PROXMOX_TOKEN`,
+    /// `PROXMOX_NODE` (TLS trust, a CA file or the fingerprint, is the caller's flag to add).
+    pub fn proxmox_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("PROXMOX_URL", self.url()).env("PROXMOX_TOKEN", &self.token).env("PROXMOX_NODE", NODE_NAME)
+    }
+
     /// `program` run inside the node's namespace.
     pub fn command(&self, program: &str) -> Command {
         self.host.command(program)

@@ -103,8 +103,8 @@ impl Api<'_> {
         Ok(())
     }
 
-    /// Polls a task until it stops; fails with its log unless it ended `OK`.
-    pub(crate) fn wait_task(&self, upid: &Value) -> Result<()> {
+    /// Polls a task until it stops; its exit status and its log.
+    pub(crate) fn task_result(&self, upid: &Value) -> Result<(String, Value)> {
         let upid = upid.as_str().with_context(|| format!("no UPID: {upid}"))?;
         ensure!(upid.starts_with("UPID:pve:"), "not a UPID: {upid}");
         let path = format!("/nodes/pve/tasks/{upid}/status");
@@ -112,9 +112,16 @@ impl Api<'_> {
             let status = self.ok("GET", &path, &[])?;
             Ok((status["status"] == "stopped").then_some(status))
         })?;
-        if status["exitstatus"] != "OK" {
-            let log = self.ok("GET", &format!("/nodes/pve/tasks/{upid}/log"), &[])?;
-            bail!("task {upid} failed: {}\nlog: {log}", status["exitstatus"]);
+        let exit = status["exitstatus"].as_str().context("a stopped task has an exitstatus")?.to_owned();
+        let log = self.ok("GET", &format!("/nodes/pve/tasks/{upid}/log"), &[])?;
+        Ok((exit, log))
+    }
+
+    /// Polls a task until it stops; fails with its log unless it ended `OK`.
+    pub(crate) fn wait_task(&self, upid: &Value) -> Result<()> {
+        let (exit, log) = self.task_result(upid)?;
+        if exit != "OK" {
+            bail!("task {upid} failed: {exit}\nlog: {log}");
         }
         Ok(())
     }

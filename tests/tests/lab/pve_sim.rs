@@ -204,11 +204,16 @@ fn network_then_stop(node: &Node) -> Result<()> {
     api.run("PUT", "/nodes/pve/network", &[])?;
     ensure!(node.netns().ip(&["link", "show", "vmbr1"]).is_err(), "vmbr1 is still there");
 
-    // A container the sim started stops with it (lxc-stop -k on SIGTERM).
-    lan_bridge(node)?;
+    // A NIC on a missing bridge: the start fails as Proxmox's does, the log says why.
     let volid = api.upload(&template(node.dir())?)?;
     let spec = Ct100::new(&volid);
     api.run("POST", "/nodes/pve/lxc", &spec.params())?;
+    let (exit, log) = api.task_result(&api.ok("POST", "/nodes/pve/lxc/100/status/start", &[])?)?;
+    ensure!(exit == "startup for container '100' failed", "exit status {exit:?}");
+    ensure!(log.to_string().contains("bridge 'proximity-lan' does not exist"), "log: {log}");
+
+    // A container the sim started stops with it (lxc-stop -k on SIGTERM).
+    lan_bridge(node)?;
     api.run("POST", "/nodes/pve/lxc/100/status/start", &[])?;
     let info = |node: &Node| -> Result<String> {
         let out = node.lxc("info", 100).arg("-s").output()?;

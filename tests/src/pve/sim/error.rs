@@ -41,11 +41,6 @@ impl ApiError {
         }
         body
     }
-
-    /// The error with context before its message (`cannot do x: <message>`).
-    pub fn context(self, what: &str) -> ApiError {
-        ApiError { message: format!("{what}: {}", self.message), ..self }
-    }
 }
 
 impl From<std::io::Error> for ApiError {

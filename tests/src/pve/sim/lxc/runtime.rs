@@ -156,6 +156,17 @@ impl Containers {
         if self.state(vmid).0 {
             return Err(ApiError::internal(format!("CT {vmid} already running")));
         }
+        let failed = || ApiError::internal(format!("startup for container '{vmid}' failed"));
+        // What pve-container's network hook says when a NIC's bridge is missing.
+        for (_, key) in config.nets() {
+            let net = Property::parse(config.get(&key).unwrap_or_default(), None);
+            if let Some(bridge) = net.get("bridge") {
+                if crate::pve::sim::network::ip(&["link", "show", "dev", bridge]).is_err() {
+                    log.line(format!("bridge '{bridge}' does not exist"));
+                    return Err(failed());
+                }
+            }
+        }
         let dir = self.lxc_dir(vmid);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("config"), self.lxc_config(vmid, &config, storage)?)?;
@@ -163,14 +174,13 @@ impl Containers {
         self.started().insert(vmid);
         let started = run(self.lxc("start", vmid).args(["-d", "-C", "-l", "INFO", "-o"]).arg(&lxc_log));
         if let Err(e) = started {
+            // As Proxmox: the task's exit status says the start failed, its log says why.
+            log.line(e.message);
             let detail = std::fs::read_to_string(&lxc_log).unwrap_or_default();
-            let errors: Vec<&str> = detail.lines().filter(|l| l.contains("ERROR")).collect();
-            for line in &errors {
-                log.line(*line);
+            for line in detail.lines().filter(|l| l.contains("ERROR")) {
+                log.line(line);
             }
-            return Err(
-                ApiError::internal(format!("startup for container '{vmid}' failed")).context(&e.message)
-            );
+            return Err(failed());
         }
         log.line(format!("CT {vmid} started"));
         Ok(())
