@@ -272,3 +272,6 @@ fn reply(status: StatusCode, reason: Option<&str>, body: Value) -> Response<Full
     }
     response
 }
+
+#[cfg(test)]
+mod tests;
