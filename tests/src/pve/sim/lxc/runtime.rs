@@ -24,8 +24,10 @@ const DEFAULT_INIT: &str = "/sbin/init";
 const DEFAULT_MEMORY: u64 = 512;
 const DEFAULT_SWAP: u64 = 512;
 const DEFAULT_TTY: &str = "2";
-/// Where the kernel shows AppArmor; without it the profile is `unconfined`.
-const APPARMOR: &str = "/sys/kernel/security/apparmor";
+/// Whether the kernel enforces AppArmor (`Y`).
+const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
+/// What LXC runs to load a `generated` profile.
+const APPARMOR_PARSERS: [&str; 2] = ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"];
 
 /// Runs `cmd`; stdout, or an error with stderr.
 pub(crate) fn run(cmd: &mut Command) -> Result<String, ApiError> {
@@ -39,6 +41,14 @@ pub(crate) fn run(cmd: &mut Command) -> Result<String, ApiError> {
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// pve-container's `generated` profile where AppArmor is on and LXC can load a profile;
+/// `unconfined` where it is absent (LXC would fail to start without `apparmor_parser`).
+fn apparmor_profile() -> &'static str {
+    let enabled = std::fs::read_to_string(APPARMOR_ENABLED).is_ok_and(|s| s.trim() == "Y");
+    let parser = APPARMOR_PARSERS.iter().any(|p| Path::new(p).exists());
+    if enabled && parser { "generated" } else { "unconfined" }
 }
 
 fn mib(config: &Config, key: &str, default: u64) -> u64 {
@@ -85,7 +95,7 @@ impl Containers {
         if unprivileged {
             lines.push(format!("lxc.include = {LXC_CONFIG_DIR}/userns.conf"));
         }
-        let profile = if Path::new(APPARMOR).exists() { "generated" } else { "unconfined" };
+        let profile = apparmor_profile();
         lines.push(format!("lxc.apparmor.profile = {profile}"));
         lines.push("lxc.monitor.unshare = 1".to_owned());
         if unprivileged {
