@@ -110,6 +110,7 @@ fn journey(node: &Node) -> Result<()> {
     api.run("POST", "/nodes/pve/lxc/100/status/shutdown", &[("timeout", "20")])?;
     let status = api.ok("GET", "/nodes/pve/lxc/100/status/current", &[])?;
     ensure!(status["status"] == "stopped", "after shutdown: {status}");
+    api.fails_with(500, "CT 100 not running\n", "POST", "/nodes/pve/lxc/100/status/stop", &[])?;
     let state = node.data_dir().join("storage/local-lvm/images/100/subvol-100-disk-1");
     let written = std::fs::read_dir(&state)?.count();
     ensure!(written > 0, "the appliance wrote nothing to its state volume {}", state.display());

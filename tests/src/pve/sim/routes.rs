@@ -42,6 +42,15 @@ fn vmid(c: &Checked) -> Result<u32, ApiError> {
     number(c, "vmid")?.ok_or_else(|| ApiError::param("vmid", "property is missing and it is not optional"))
 }
 
+/// Proxmox's check before a stop or shutdown task: the CT exists and runs.
+fn running(sim: &Sim, vmid: u32) -> Result<(), ApiError> {
+    sim.lxc.read(vmid)?;
+    match sim.lxc.state(vmid).0 {
+        true => Ok(()),
+        false => Err(ApiError::internal(format!("CT {vmid} not running"))),
+    }
+}
+
 /// Runs the handler of `method` on `c.template`.
 pub fn dispatch(sim: &Arc<Sim>, method: &str, c: &Checked, file: Option<Vec<u8>>) -> Result<Value, ApiError> {
     if let Some(node) = c.path_params.get("node") {
@@ -127,13 +136,13 @@ pub fn dispatch(sim: &Arc<Sim>, method: &str, c: &Checked, file: Option<Vec<u8>>
         }
         ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => {
             let id = vmid(c)?;
-            sim.lxc.read(id)?;
+            running(sim, id)?;
             let s = Arc::clone(sim);
             Ok(json!(sim.tasks.spawn("vzstop", &id.to_string(), &owner, move |_| s.lxc.stop(id))))
         }
         ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown") => {
             let id = vmid(c)?;
-            sim.lxc.read(id)?;
+            running(sim, id)?;
             let timeout = number::<u64>(c, "timeout")?.unwrap_or(60);
             let force = flag(c, "forceStop");
             let s = Arc::clone(sim);
