@@ -16,7 +16,8 @@
 //!
 //! The namespace is named like the lab's (`pxlab-<tag>-pve`), under a claimed tag, so parallel
 //! nodes never meet and the lab's sweep removes one left by a killed test run. Only `vmbr0` is
-//! made here; the provisioner makes `proximity-lan` itself.
+//! made here; the provisioner makes `proximity-lan` itself. `PROXIMITY_LAB_KEEP=1` keeps the
+//! node's directory (the sim's data, its log, the request log, LXC's logs) for a look afterwards.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -36,7 +37,7 @@ use crate::logs::Logs;
 use crate::names::{Claim, Names};
 use crate::netns::{self, Netns};
 use crate::process::{self, Reaper, kill_child, spawn_logged, wait_exit};
-use crate::topology::Host;
+use crate::topology::{Host, KEEP_ENV};
 use crate::wait;
 
 /// The management bridge, as on a fresh Proxmox install.
@@ -302,6 +303,10 @@ impl Drop for Node {
         // unique, so everything under its mirror is ours.
         let dir = self.dir.path();
         let _ = std::fs::remove_dir_all(Path::new(LXC_LOCK_DIR).join(dir.strip_prefix("/").unwrap_or(dir)));
+        if std::env::var_os(KEEP_ENV).is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("pve node: kept {} ({KEEP_ENV} is set)", self.dir.path().display());
+        }
         // `host` (the namespace, killing what is left in it), the claim and the directory go next.
     }
 }
