@@ -57,7 +57,7 @@ pub const TOKEN_ID: &str = "root@pam!proximity";
 /// From spawn to the sim's fingerprint line, and to dnsmasq's "sockets bound".
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// From SIGTERM to the sim's exit (it stops its containers first).
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The bridge's MAC: locally administered, apart from the lab's others.
 const BRIDGE_MAC: MacAddr = MacAddr([0x02, 0x70, 0x78, 0xfd, 0x00, 0x01]);
 /// Where LXC keeps a lock directory per lxcpath.
