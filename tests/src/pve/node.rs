@@ -8,9 +8,13 @@
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use proximity_tests::pve::node::Node;
-//! let node = Node::start(std::path::Path::new(env!("CARGO_BIN_EXE_pve-sim")))?;
-//! let out = node.command("curl").args(["--cacert"]).arg(node.ca_file()).arg(node.url()).output()?;
-//! assert!(node.request_log()?.len() <= 1);
+//! // In an integration test: env!("CARGO_BIN_EXE_pve-sim").
+//! let node = Node::start(std::path::Path::new("target/debug/pve-sim"))?;
+//! let version = format!("{}/api2/json/version", node.url());
+//! let auth = format!("Authorization: PVEAPIToken={}", node.token());
+//! let out = node.command("curl").arg("--cacert").arg(node.ca_file()).args(["-H", &auth, &version]).output()?;
+//! assert!(String::from_utf8_lossy(&out.stdout).contains("pve-sim"));
+//! assert_eq!(node.request_log()?.len(), 1);
 //! # Ok(()) }
 //! ```
 //!
