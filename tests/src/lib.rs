@@ -45,6 +45,8 @@
 //! - [`http`]: `curl` run in a host's namespace and its answer read; [`http::Admin`], the
 //!   admin API as a user drives it with curl; [`http::Backend`], the `lab-backend` app server.
 //! - [`stream`]: the byte pattern and digest of the large bodies streamed through the proxy.
+//! - [`pve`]: Proxmox VE as the lab plays it: the API schema, `pve-sim` (the Proxmox API test
+//!   double) and [`pve::node::Node`], a namespace playing a Proxmox node with `pve-sim` inside.
 //! - [`websocket`]: the handshake key and frames of RFC 6455, for `lab-backend` and `lab-ws-client`.
 
 pub mod appliance;
