@@ -36,6 +36,8 @@
 //! - [`dns`]: `dig` and `kdig` run in a host's namespace and their replies read; [`dns::Dnsmasq`],
 //!   a real DNS server on a lab host (the upstream the appliance forwards to).
 //! - [`netns`]: network namespaces (create, run inside, delete, sweep stale ones).
+//! - [`pve`]: the Proxmox VE API schema and its validator ([`pve::schema::Schema`]), for the
+//!   Proxmox API test double.
 //! - [`process`]: running and signalling processes, the [`process::Reaper`] for detached daemons.
 //! - [`names`]: unique namespace and interface names per lab.
 //! - [`logs`]: the lab's log files, shown when a test fails.
@@ -43,6 +45,8 @@
 //! - [`http`]: `curl` run in a host's namespace and its answer read; [`http::Admin`], the
 //!   admin API as a user drives it with curl; [`http::Backend`], the `lab-backend` app server.
 //! - [`stream`]: the byte pattern and digest of the large bodies streamed through the proxy.
+//! - [`pve`]: Proxmox VE as the lab plays it: the API schema, `pve-sim` (the Proxmox API test
+//!   double) and [`pve::node::Node`], a namespace playing a Proxmox node with `pve-sim` inside.
 //! - [`websocket`]: the handshake key and frames of RFC 6455, for `lab-backend` and `lab-ws-client`.
 
 pub mod appliance;
@@ -55,6 +59,7 @@ pub mod lxc;
 pub mod names;
 pub mod netns;
 pub mod process;
+pub mod pve;
 pub mod stream;
 pub mod topology;
 pub mod wait;

@@ -18,6 +18,8 @@ mod load;
 mod lxc;
 mod nat;
 mod pages;
+mod pve_api;
+mod pve_sim;
 mod release;
 mod renew;
 mod reservations;

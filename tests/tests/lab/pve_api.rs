@@ -1,0 +1,273 @@
+//! The lab's side of `pve-sim`: the API as the provisioner speaks it (curl in the node's
+//! namespace, trusting the sim's certificate, polling tasks), and a template like the image
+//! crate's built from the lab's appliance rootfs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use proximity_config::RawConfig;
+use proximity_tests::lxc::{self, rootfs, static_binary};
+use proximity_tests::pve::node::{BRIDGE, Node};
+use proximity_tests::wait;
+use serde_json::Value;
+
+/// The sim's binary.
+pub(crate) const PVE_SIM: &str = env!("CARGO_BIN_EXE_pve-sim");
+/// The template's file name, as the image crate names it.
+pub(crate) const TEMPLATE: &str = "proximity-appliance_0.1.0-000000000000_amd64.tar.zst";
+/// The LAN bridge the provisioner makes on the node (here the test makes it).
+pub(crate) const LAN_BRIDGE: &str = "proximity-lan";
+/// Until the appliance reads `/etc/proximity.toml` by default (issue 6, decision 1, being added
+/// in parallel), the container names its config through `entrypoint`, which the sim turns into
+/// `lxc.init.cmd` as pve-container does. Drop it (and use the bare decision-3 parameters) then.
+pub(crate) const ENTRYPOINT: (&str, &str) =
+    ("entrypoint", "/sbin/proximity-appliance --config /etc/proximity.toml");
+/// A task that takes longer (unpacking a template, starting a container) is stuck.
+pub(crate) const TASK_TIMEOUT: Duration = Duration::from_secs(60);
+/// From the start task's end to the appliance's WAN address from DHCP.
+pub(crate) const DHCP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API as the provisioner speaks it, with curl in the node's namespace.
+pub(crate) struct Api<'n> {
+    pub(crate) node: &'n Node,
+}
+
+impl Api<'_> {
+    /// `METHOD /api2/json<path>` with `params` (query for GET/DELETE, form body otherwise), with
+    /// or without the token; status and JSON body.
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        token: bool,
+    ) -> Result<(u16, Value)> {
+        let mut cmd = self.node.command("curl");
+        cmd.args(["-sS", "--max-time", "30", "-X", method, "-w", "\n%{http_code}", "--cacert"])
+            .arg(self.node.ca_file());
+        if token {
+            cmd.arg("-H").arg(format!("Authorization: PVEAPIToken={}", self.node.token()));
+        }
+        if matches!(method, "GET" | "DELETE") && !params.is_empty() {
+            cmd.arg("-G");
+        }
+        for (k, v) in params {
+            cmd.arg("--data-urlencode").arg(format!("{k}={v}"));
+        }
+        cmd.arg(format!("{}/api2/json{path}", self.node.url()));
+        self.read(cmd)
+    }
+
+    pub(crate) fn read(&self, mut cmd: std::process::Command) -> Result<(u16, Value)> {
+        let out = cmd.output().context("cannot run curl")?;
+        ensure!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').context("no status from curl")?;
+        let status: u16 = status.trim().parse().with_context(|| format!("bad status in {text:?}"))?;
+        let body = serde_json::from_str(body).with_context(|| format!("not JSON ({status}): {body:?}"))?;
+        Ok((status, body))
+    }
+
+    /// A call that must succeed; its `data`.
+    pub(crate) fn ok(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value> {
+        let (status, body) = self.call(method, path, params, true)?;
+        ensure!(status == 200, "{method} {path}: {status} {body}");
+        Ok(body["data"].clone())
+    }
+
+    /// A call that must fail with `status`; the body.
+    pub(crate) fn fails(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Value> {
+        let (got, body) = self.call(method, path, params, true)?;
+        ensure!(got == status, "{method} {path}: wanted {status}, got {got} {body}");
+        Ok(body)
+    }
+
+    /// A call that must fail with `status` and Proxmox's `message`.
+    pub(crate) fn fails_with(
+        &self,
+        status: u16,
+        message: &str,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<()> {
+        let body = self.fails(status, method, path, params)?;
+        ensure!(body["message"] == message, "{method} {path}: wanted {message:?}, got {body}");
+        Ok(())
+    }
+
+    /// Polls a task until it stops; its exit status and its log.
+    pub(crate) fn task_result(&self, upid: &Value) -> Result<(String, Value)> {
+        let upid = upid.as_str().with_context(|| format!("no UPID: {upid}"))?;
+        ensure!(upid.starts_with("UPID:pve:"), "not a UPID: {upid}");
+        let path = format!("/nodes/pve/tasks/{upid}/status");
+        let status = wait::until(TASK_TIMEOUT, &format!("task {upid}"), || {
+            let status = self.ok("GET", &path, &[])?;
+            Ok((status["status"] == "stopped").then_some(status))
+        })?;
+        let exit = status["exitstatus"].as_str().context("a stopped task has an exitstatus")?.to_owned();
+        let log = self.ok("GET", &format!("/nodes/pve/tasks/{upid}/log"), &[])?;
+        Ok((exit, log))
+    }
+
+    /// Polls a task until it stops; fails with its log unless it ended `OK`.
+    pub(crate) fn wait_task(&self, upid: &Value) -> Result<()> {
+        let (exit, log) = self.task_result(upid)?;
+        if exit != "OK" {
+            bail!("task {upid} failed: {exit}\nlog: {log}");
+        }
+        Ok(())
+    }
+
+    /// `call` + `wait_task` for a long operation.
+    pub(crate) fn run(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<()> {
+        let upid = self.ok(method, path, params)?;
+        self.wait_task(&upid)
+    }
+
+    /// Uploads the template `file` to `local` as the provisioner does (multipart, with its
+    /// SHA-256) and waits for the task; its volume id.
+    pub(crate) fn upload(&self, file: &Path) -> Result<String> {
+        let name = file.file_name().context("a template file has a name")?.to_string_lossy().into_owned();
+        let mut cmd = self.node.command("curl");
+        cmd.args(["-sS", "-X", "POST", "-w", "\n%{http_code}", "--cacert"]).arg(self.node.ca_file());
+        cmd.arg("-H").arg(format!("Authorization: PVEAPIToken={}", self.node.token()));
+        let sum = sha256_hex(file)?;
+        cmd.args([
+            "-F",
+            "content=vztmpl",
+            "-F",
+            &format!("checksum={sum}"),
+            "-F",
+            "checksum-algorithm=sha256",
+        ]);
+        cmd.arg("-F").arg(format!("filename=@{}", file.display()));
+        cmd.arg(format!("{}/api2/json/nodes/pve/storage/local/upload", self.node.url()));
+        let (status, body) = self.read(cmd)?;
+        ensure!(status == 200, "upload: {status} {body}");
+        self.wait_task(&body["data"])?;
+        Ok(format!("local:vztmpl/{name}"))
+    }
+
+    pub(crate) fn config(&self, vmid: u32) -> Result<Value> {
+        self.ok("GET", &format!("/nodes/pve/lxc/{vmid}/config"), &[])
+    }
+}
+
+/// A template as the image crate makes one: the lab's appliance rootfs (static binary, config,
+/// nft), `/sbin/init` the appliance, owned 0:0, as a tar.zst named [`TEMPLATE`] in `dir`.
+pub(crate) fn template(dir: &Path) -> Result<PathBuf> {
+    let root = dir.join("rootfs");
+    let mut config = RawConfig::default();
+    config.lan.interface = lxc::LAN_IFACE.to_owned();
+    config.wan.interface = lxc::WAN_IFACE.to_owned();
+    config.state.dir = lxc::STATE_DIR.to_owned();
+    rootfs::build(&root, &static_binary()?, &config)?;
+    for empty in ["run", "tmp"] {
+        std::fs::create_dir_all(root.join(empty))?;
+    }
+    std::os::unix::fs::symlink("proximity-appliance", root.join("sbin/init"))?;
+    let path = dir.join(TEMPLATE);
+    let mut tar = tar::Builder::new(zstd::Encoder::new(std::fs::File::create(&path)?, 3)?);
+    add_tree(&mut tar, &root, Path::new("."))?;
+    tar.into_inner()?.finish()?;
+    Ok(path)
+}
+
+/// Appends `dir` (at `name` in the archive) and everything below it, sorted, owned 0:0.
+pub(crate) fn add_tree<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata(&meta);
+    header.set_uid(0);
+    header.set_gid(0);
+    if meta.file_type().is_symlink() {
+        header.set_size(0);
+        tar.append_link(&mut header, name, std::fs::read_link(dir)?)?;
+    } else if meta.is_dir() {
+        header.set_size(0);
+        tar.append_data(&mut header, name, std::io::empty())?;
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.file_name()).collect();
+        entries.sort();
+        for entry in entries {
+            add_tree(tar, &dir.join(&entry), &name.join(&entry))?;
+        }
+    } else {
+        tar.append_data(&mut header, name, std::fs::File::open(dir)?)?;
+    }
+    Ok(())
+}
+
+/// `params` with `key` set to `value` (added when absent).
+pub(crate) fn replaced<'a>(
+    params: &[(&'a str, &'a str)],
+    key: &'a str,
+    value: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    params.iter().filter(|(k, _)| *k != key).copied().chain([(key, value)]).collect()
+}
+
+pub(crate) fn sha256_hex(path: &Path) -> Result<String> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(path)?);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The `proximity-lan` bridge on the node, made as the provisioner makes it in host mode (with
+/// `ip` here; the provisioner uses rtnetlink).
+pub(crate) fn lan_bridge(node: &Node) -> Result<()> {
+    node.netns().ip(&["link", "add", LAN_BRIDGE, "type", "bridge"])?;
+    node.netns().ip(&["link", "set", LAN_BRIDGE, "up"])?;
+    Ok(())
+}
+
+/// CT 100 as the provisioner creates it (issue 6, decision 3), from template `volid`.
+pub(crate) struct Ct100 {
+    pub(crate) volid: String,
+    pub(crate) description: String,
+    pub(crate) net0: String,
+    pub(crate) net1: String,
+}
+
+impl Ct100 {
+    pub(crate) fn new(volid: &str) -> Ct100 {
+        Ct100 {
+            volid: volid.to_owned(),
+            description: format!(
+                "Proximity appliance\nproximity-spec: {}\nproximity-template: {volid}",
+                "ab".repeat(32)
+            ),
+            net0: format!("name=eth0,bridge={BRIDGE},ip=dhcp,firewall=0"),
+            net1: format!("name=eth1,bridge={LAN_BRIDGE},ip=10.20.0.1/24,firewall=0"),
+        }
+    }
+
+    /// The parameters of `POST /nodes/{node}/lxc`.
+    pub(crate) fn params(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("vmid", "100"),
+            ("ostemplate", self.volid.as_str()),
+            ("ostype", "unmanaged"),
+            ("arch", "amd64"),
+            ("unprivileged", "1"),
+            ("hostname", "proximity"),
+            ("memory", "256"),
+            ("swap", "0"),
+            ("cores", "1"),
+            ("rootfs", "local-lvm:1"),
+            ("mp0", "local-lvm:1,mp=/var/lib/proximity,backup=1"),
+            ("net0", self.net0.as_str()),
+            ("net1", self.net1.as_str()),
+            ("onboot", "1"),
+            ("tags", "proximity"),
+            ("description", self.description.as_str()),
+            ENTRYPOINT,
+        ]
+    }
+}
