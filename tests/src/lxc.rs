@@ -53,14 +53,16 @@ use crate::wan::{WAN_ADDRESS, WAN_PREFIX, WAN_UPSTREAM};
 /// `unprivileged=1` (root in the container is uid 100000 on the host).
 pub const ID_BASE: u32 = 100_000;
 pub const ID_COUNT: u32 = 65_536;
-/// The appliance in the rootfs, the container's init.
-pub const INIT: &str = "/sbin/proximity-appliance";
+/// The container's init, a symlink to the appliance (the template's layout, `proximity-image`).
+pub const INIT: &str = proximity_image::INIT;
+/// The appliance in the rootfs.
+pub const APPLIANCE: &str = proximity_image::APPLIANCE;
 /// Its config file in the rootfs.
-pub const CONFIG: &str = "/etc/proximity.toml";
+pub const CONFIG: &str = proximity_image::CONFIG;
 /// Its state directory in the rootfs (the default of `state.dir`; a mount point on Proxmox).
-pub const STATE_DIR: &str = "/var/lib/proximity";
+pub const STATE_DIR: &str = proximity_image::STATE_DIR;
 /// `nft` in the rootfs (with its libraries at their host paths): what NAT drives.
-pub const NFT: &str = "/usr/sbin/nft";
+pub const NFT: &str = proximity_image::NFT;
 /// The container's interface on the lab's LAN bridge, and on its WAN bridge (DESIGN.md's names).
 pub const LAN_IFACE: &str = "eth1";
 pub const WAN_IFACE: &str = "eth0";
