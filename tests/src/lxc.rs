@@ -1,6 +1,6 @@
 //! The appliance as Proxmox runs it: PID 1 of an unprivileged LXC container (`unprivileged=1`,
-//! `ostype=unmanaged`, the appliance as entrypoint, `net1=name=eth1,bridge=...,ip=10.20.0.1/24`
-//! and `net0=name=eth0,...` on the WAN). [`Container`] builds one for a lab in the lab's temp dir
+//! `ostype=unmanaged`, the default entrypoint `/sbin/init`, which the template links to the
+//! appliance, `net1=name=eth1,bridge=...,ip=10.20.0.1/24` and `net0=name=eth0,...` on the WAN). [`Container`] builds one for a lab in the lab's temp dir
 //! under a private lxcpath (so parallel labs and other checkouts never meet), starts it with
 //! `lxc-start` and waits for the appliance to listen, stops it with `lxc-stop` (SIGPWR, as
 //! Proxmox's shutdown), and on drop kills and destroys it with its files, panicking test or not.
@@ -174,7 +174,8 @@ impl<'l> Container<'l> {
             "# No console and no ttys: init's stdin, stdout and stderr are lxc-start's.".to_owned(),
             "lxc.console.path = none".to_owned(),
             "lxc.tty.max = 0".to_owned(),
-            format!("lxc.init.cmd = {INIT} --config {CONFIG}"),
+            // Proxmox starts /sbin/init with no arguments; the appliance reads its default config.
+            format!("lxc.init.cmd = {INIT}"),
         ];
         let gateway = lab.gateway_by_harness().then(|| format!("{GATEWAY}/{LAN_PREFIX}"));
         lines.extend(veth(0, lab.bridge(), &names.ifname("s", "x")?, LAN_IFACE, LAN_MAC, gateway, None));
