@@ -20,7 +20,7 @@
 //! digits of their sha256, so two builds are told apart by name.
 //!
 //! # Layout
-//! - [`layout`](crate::layout) (private): checks the inputs and decides the tree.
+//! - `layout` (private): checks the inputs and decides the tree.
 //! - [`elf`]: is the appliance an x86_64 executable, static or dynamic.
 //! - `libraries` (private): what `ldd` says a program loads.
 //! - `tarball` (private): the tree as a deterministic `.tar.zst`, hashed, renamed into place.

@@ -24,7 +24,13 @@ pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 /// The mtime for every entry: `SOURCE_DATE_EPOCH` if set to a number, else [`DEFAULT_MTIME`].
 pub(crate) fn mtime() -> u64 {
-    std::env::var(SOURCE_DATE_EPOCH).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MTIME)
+    mtime_from(std::env::var(SOURCE_DATE_EPOCH).ok().as_deref())
+}
+
+/// The mtime for a `SOURCE_DATE_EPOCH` value: seconds since the epoch; unset or not a number
+/// gives [`DEFAULT_MTIME`] (a build is never refused over it).
+fn mtime_from(value: Option<&str>) -> u64 {
+    value.and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MTIME)
 }
 
 /// Writes `tree` as a template into the directory `out` and names it after its hash.
@@ -102,11 +108,12 @@ fn append<W: Write>(
                     builder.append_data(&mut header, path, bytes.as_slice()).map_err(err)
                 }
                 Content::Host(source) => {
-                    let read_err = |e| ImageError::Read { path: source.clone(), source: e };
-                    let file = File::open(source).map_err(read_err)?;
-                    let len = file.metadata().map_err(read_err)?.len();
-                    header.set_size(len);
-                    builder.append_data(&mut header, path, io::Read::take(file, len)).map_err(err)
+                    // Read whole (the largest is the appliance, some MB), so the size in the
+                    // header is the size of the bytes that follow even if the file changes.
+                    let bytes = std::fs::read(source)
+                        .map_err(|e| ImageError::Read { path: source.clone(), source: e })?;
+                    header.set_size(bytes.len() as u64);
+                    builder.append_data(&mut header, path, bytes.as_slice()).map_err(err)
                 }
             }
         }
@@ -135,5 +142,24 @@ impl<W: Write> Write for Hashing<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_date_epoch_sets_the_mtime() {
+        assert_eq!(mtime_from(Some("1700000000")), 1_700_000_000);
+        assert_eq!(mtime_from(Some(" 42\n")), 42);
+        assert_eq!(mtime_from(None), DEFAULT_MTIME);
+        assert_eq!(mtime_from(Some("yesterday")), DEFAULT_MTIME);
+        assert_eq!(mtime_from(Some("-5")), DEFAULT_MTIME);
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab]), "000fab");
     }
 }

@@ -1,13 +1,15 @@
 //! What is in the template, read back: the paths, owners, modes and mtime, the init symlink,
 //! the config, and the unpacked rootfs matching the archive.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
 
 use proximity_image::elf;
 use tar::EntryType;
 
-use crate::{TestResult, by_path, inputs, read_template};
+use crate::{Entry, TestResult, by_path, inputs, read_template};
 
 /// Paths every template has, whatever the machine's libraries.
 const FIXED: [&str; 16] = [
@@ -87,13 +89,40 @@ fn the_unpacked_rootfs_is_the_archive() -> TestResult {
     let map = by_path(&read_template(&template.path)?);
     let rootfs = dir.path().join("rootfs");
     proximity_image::write_rootfs(&inputs(), &rootfs)?;
+    assert_tree_is(&rootfs, &map, euid())
+}
+
+/// GNU tar, as pve-container unpacks a template (`--zstd`, `-p`, `--numeric-owner`), reads it
+/// without a warning and gives the same tree; owned by 0:0 when root unpacks it.
+#[test]
+fn gnu_tar_unpacks_it_as_proxmox_does() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let template = proximity_image::build(&inputs(), dir.path())?;
+    let map = by_path(&read_template(&template.path)?);
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs)?;
+    let out = Command::new("tar")
+        .args(["--zstd", "-xpf"])
+        .arg(&template.path)
+        .args(["--numeric-owner", "-C"])
+        .arg(&rootfs)
+        .output()?;
+    assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "tar warned: {}", String::from_utf8_lossy(&out.stderr));
+    // Root (as in CI) gets the archive's 0:0; anyone else owns what they unpack.
+    assert_tree_is(&rootfs, &map, euid())
+}
+
+/// Asserts the directory `root` holds exactly the archive's entries in `map`: kinds, contents,
+/// link targets, modes, and the owner `uid` (and group 0 when that is root).
+fn assert_tree_is(root: &Path, map: &BTreeMap<String, Entry>, uid: u32) -> TestResult {
     let mut found = BTreeSet::new();
-    let mut stack = vec![rootfs.clone()];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(path) = stack.pop() {
         for entry in std::fs::read_dir(&path)? {
             let entry = entry?;
             let meta = entry.path().symlink_metadata()?;
-            let name = entry.path().strip_prefix(&rootfs)?.to_string_lossy().into_owned();
+            let name = entry.path().strip_prefix(root)?.to_string_lossy().into_owned();
             let want = map.get(&name).ok_or_else(|| format!("{name} is not in the archive"))?;
             if meta.is_dir() {
                 assert_eq!(want.kind, EntryType::Directory, "{name}");
@@ -111,7 +140,10 @@ fn the_unpacked_rootfs_is_the_archive() -> TestResult {
             if !meta.file_type().is_symlink() {
                 assert_eq!(meta.permissions().mode() & 0o7777, want.mode & 0o7777, "{name}");
             }
-            assert_eq!(meta.uid(), nix_euid(), "{name}: owned by the caller");
+            assert_eq!(meta.uid(), uid, "{name}");
+            if uid == 0 {
+                assert_eq!(meta.gid(), 0, "{name}");
+            }
             found.insert(name);
         }
     }
@@ -121,7 +153,7 @@ fn the_unpacked_rootfs_is_the_archive() -> TestResult {
 }
 
 /// The effective uid, read from /proc (no libc binding needed).
-fn nix_euid() -> u32 {
+fn euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(str::to_owned)))
