@@ -8,12 +8,16 @@ use clap::Parser;
 use proximity_appliance::shutdown;
 use tracing_subscriber::EnvFilter;
 
+/// The config file when `--config` is not given: where the template puts it, so the container's
+/// init (`/sbin/init`, a link to this binary, started with no arguments) finds it.
+const DEFAULT_CONFIG: &str = "/etc/proximity.toml";
+
 /// The Proximity network appliance: DHCP for the app LAN of a Proxmox host.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     /// The TOML config file (see config/proximity.example.toml).
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Check the config, print every problem with its field path, and exit (1 if invalid).
     #[arg(long)]
@@ -82,4 +86,20 @@ fn start(config: proximity_config::Config) -> anyhow::Result<()> {
         let stop = shutdown::Stop::install().context("cannot install signal handlers")?;
         proximity_appliance::run(config, stop).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_no_arguments_the_config_is_the_templates() -> Result<(), clap::Error> {
+        // As the container's /sbin/init is started: no arguments at all.
+        let args = Args::try_parse_from(["/sbin/init"])?;
+        assert_eq!(args.config, PathBuf::from("/etc/proximity.toml"));
+        assert!(!args.validate);
+        let args = Args::try_parse_from(["proximity-appliance", "--config", "/srv/p.toml"])?;
+        assert_eq!(args.config, PathBuf::from("/srv/p.toml"));
+        Ok(())
+    }
 }

@@ -218,6 +218,10 @@ pub struct RawAdmin {
     /// File holding the bearer token clients must send. Absent: `admin.token` in `state.dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<String>,
+    /// SHA-256 of the bearer token (64 hex digits), for a deployment whose token is kept by the
+    /// provisioner: the secret never enters the template, and no token file is made or read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
     /// Serve the API over TLS with the appliance's CA. `false` is for debugging only: the token
     /// would cross the network in clear text.
     pub tls: bool,
@@ -225,7 +229,13 @@ pub struct RawAdmin {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        RawAdmin { enabled: true, listen: vec!["0.0.0.0:9090".into()], token_file: None, tls: true }
+        RawAdmin {
+            enabled: true,
+            listen: vec!["0.0.0.0:9090".into()],
+            token_file: None,
+            token_sha256: None,
+            tls: true,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ mod http;
 pub use gateway::{NatConfig, ServedPort, WanConfig, WanMode, own_ports};
 pub use http::{
     AdminConfig, DEFAULT_TOKEN_FILE, MAX_HEADER_BYTES, MAX_HTTP_TIMEOUT, MAX_PROXY_CONNECTIONS,
-    MIN_HEADER_BYTES, ProxyConfig,
+    MIN_HEADER_BYTES, ProxyConfig, TOKEN_SHA256_BYTES,
 };
 
 /// Shortest lease accepted; shorter ones make clients chatter without benefit.

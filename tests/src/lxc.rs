@@ -1,6 +1,6 @@
 //! The appliance as Proxmox runs it: PID 1 of an unprivileged LXC container (`unprivileged=1`,
-//! `ostype=unmanaged`, the appliance as entrypoint, `net1=name=eth1,bridge=...,ip=10.20.0.1/24`
-//! and `net0=name=eth0,...` on the WAN). [`Container`] builds one for a lab in the lab's temp dir
+//! `ostype=unmanaged`, the default entrypoint `/sbin/init`, which the template links to the
+//! appliance, `net1=name=eth1,bridge=...,ip=10.20.0.1/24` and `net0=name=eth0,...` on the WAN). [`Container`] builds one for a lab in the lab's temp dir
 //! under a private lxcpath (so parallel labs and other checkouts never meet), starts it with
 //! `lxc-start` and waits for the appliance to listen, stops it with `lxc-stop` (SIGPWR, as
 //! Proxmox's shutdown), and on drop kills and destroys it with its files, panicking test or not.
@@ -53,14 +53,16 @@ use crate::wan::{WAN_ADDRESS, WAN_PREFIX, WAN_UPSTREAM};
 /// `unprivileged=1` (root in the container is uid 100000 on the host).
 pub const ID_BASE: u32 = 100_000;
 pub const ID_COUNT: u32 = 65_536;
-/// The appliance in the rootfs, the container's init.
-pub const INIT: &str = "/sbin/proximity-appliance";
+/// The container's init, a symlink to the appliance (the template's layout, `proximity-image`).
+pub const INIT: &str = proximity_image::INIT;
+/// The appliance in the rootfs.
+pub const APPLIANCE: &str = proximity_image::APPLIANCE;
 /// Its config file in the rootfs.
-pub const CONFIG: &str = "/etc/proximity.toml";
+pub const CONFIG: &str = proximity_image::CONFIG;
 /// Its state directory in the rootfs (the default of `state.dir`; a mount point on Proxmox).
-pub const STATE_DIR: &str = "/var/lib/proximity";
+pub const STATE_DIR: &str = proximity_image::STATE_DIR;
 /// `nft` in the rootfs (with its libraries at their host paths): what NAT drives.
-pub const NFT: &str = "/usr/sbin/nft";
+pub const NFT: &str = proximity_image::NFT;
 /// The container's interface on the lab's LAN bridge, and on its WAN bridge (DESIGN.md's names).
 pub const LAN_IFACE: &str = "eth1";
 pub const WAN_IFACE: &str = "eth0";
@@ -172,7 +174,8 @@ impl<'l> Container<'l> {
             "# No console and no ttys: init's stdin, stdout and stderr are lxc-start's.".to_owned(),
             "lxc.console.path = none".to_owned(),
             "lxc.tty.max = 0".to_owned(),
-            format!("lxc.init.cmd = {INIT} --config {CONFIG}"),
+            // Proxmox starts /sbin/init with no arguments; the appliance reads its default config.
+            format!("lxc.init.cmd = {INIT}"),
         ];
         let gateway = lab.gateway_by_harness().then(|| format!("{GATEWAY}/{LAN_PREFIX}"));
         lines.extend(veth(0, lab.bridge(), &names.ifname("s", "x")?, LAN_IFACE, LAN_MAC, gateway, None));

@@ -9,7 +9,8 @@
 //! - `reservations`: `/v1/reservations`; `forwards`: `/v1/forwards`, published to NAT.
 //! - `views`: the read-only endpoints (health, leases, reservations, DNS records, CA, OpenAPI).
 //! - `metrics`: `/metrics`, the Prometheus text of every service.
-//! - [`token`]: the bearer token, its file, and the constant-time check.
+//! - [`token`]: the bearer token, its file or its hash, and the constant-time check.
+//! - [`proof`]: the `proximity-ca-proof` header that lets a token holder trust `/v1/ca.crt`.
 //! - `error`: `ApiError` (the `{"error": {...}}` answers) and the JSON body extractor.
 //!
 //! Built on axum (over the same hyper the proxy uses) for its router: path parameters, 405 vs
@@ -19,6 +20,7 @@ mod apps;
 mod error;
 mod forwards;
 mod metrics;
+pub mod proof;
 mod reservations;
 mod server;
 pub mod token;
@@ -45,6 +47,7 @@ use crate::names::Directory;
 use crate::nat::Forwards;
 use crate::state::{Lease, Store, StoreError};
 use error::ApiError;
+pub use proof::{CA_PROOF_HEADER, ca_proof};
 pub use server::serve;
 pub use token::{Token, TokenError};
 

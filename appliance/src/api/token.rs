@@ -1,5 +1,6 @@
-//! The admin API's bearer token: read from its file, or created there at first start, and
-//! compared in constant time.
+//! The admin API's bearer token: read from its file, or created there at first start, or known
+//! only by its SHA-256 (`admin.token_sha256`, a deployment's); compared in constant time. Also
+//! the key of the CA proof (`ca_proof`), which is the token's SHA-256 in every case.
 //!
 //! The file is created like the CA key (`tls::files`): a temporary file made with mode 0600 from
 //! the start, written and synced, hard-linked into place (a link, unlike `rename`, never replaces
@@ -14,6 +15,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use proximity_config::AdminConfig;
+use ring::digest;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
@@ -54,8 +57,20 @@ pub enum TokenError {
 /// The secret clients present as `Authorization: Bearer <token>`. Its `Debug` hides it.
 #[derive(Clone)]
 pub struct Token {
-    secret: Vec<u8>,
+    check: Check,
 }
+
+/// What a presented token is compared with.
+#[derive(Clone)]
+enum Check {
+    /// The token itself (from its file, or given).
+    Secret(Vec<u8>),
+    /// Only its SHA-256: the presented token is hashed first.
+    Sha256([u8; SHA256_BYTES]),
+}
+
+/// Bytes of a SHA-256 digest.
+pub const SHA256_BYTES: usize = 32;
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,7 +81,21 @@ impl fmt::Debug for Token {
 impl Token {
     /// A token with this text (tests, embedding); no length check.
     pub fn new(secret: impl Into<String>) -> Self {
-        Token { secret: secret.into().into_bytes() }
+        Token { check: Check::Secret(secret.into().into_bytes()) }
+    }
+
+    /// A token known only by its SHA-256: the appliance never holds the secret.
+    pub fn from_sha256(digest: [u8; SHA256_BYTES]) -> Self {
+        Token { check: Check::Sha256(digest) }
+    }
+
+    /// The token `[admin]` asks for: `token_sha256` when set (no file is touched), else the
+    /// token file, read or created ([`Token::load_or_create`]). Blocking file I/O.
+    pub fn for_admin(admin: &AdminConfig) -> Result<Token, TokenError> {
+        match admin.token_sha256 {
+            Some(digest) => Ok(Token::from_sha256(digest)),
+            None => Token::load_or_create(&admin.token_file),
+        }
     }
 
     /// Reads the token in `path` (surrounding white space trimmed), or, when there is no such
@@ -92,8 +121,22 @@ impl Token {
     /// Whether `presented` is the token. The time taken does not depend on where the two differ
     /// (`subtle`'s byte comparison folds every byte into the result, no early exit); it does
     /// depend on whether the lengths are equal, and the length is no secret.
+    /// Known only by its hash, the presented token is hashed and the digests compared: fixed
+    /// length, so the time says nothing at all.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.secret.as_slice().ct_eq(presented))
+        match &self.check {
+            Check::Secret(secret) => bool::from(secret.as_slice().ct_eq(presented)),
+            Check::Sha256(digest) => bool::from(digest.as_slice().ct_eq(sha256(presented).as_slice())),
+        }
+    }
+
+    /// The token's SHA-256: the HMAC key of the CA proof, which a client holding the token can
+    /// compute and nobody else can.
+    pub fn sha256(&self) -> [u8; SHA256_BYTES] {
+        match &self.check {
+            Check::Secret(secret) => sha256(secret),
+            Check::Sha256(digest) => *digest,
+        }
     }
 
     fn parse(path: &Path, bytes: Vec<u8>) -> Result<Token, TokenError> {
@@ -115,6 +158,13 @@ impl Token {
         info!(path = %path.display(), "created the admin token");
         Ok(Token::new(secret))
     }
+}
+
+/// SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; SHA256_BYTES] {
+    let mut out = [0; SHA256_BYTES];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
 }
 
 /// Warns when the token file at `path` can be read by anyone but its owner.

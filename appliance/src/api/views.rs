@@ -7,11 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use proximity_config::api::{DnsRecordView, HealthView, LeaseView};
 use tracing::info;
 
 use super::error::{ApiError, PathParam};
+use super::proof::{CA_PROOF_HEADER, ca_proof};
 use super::{OPENAPI_JSON, Shared};
 use crate::dns::View;
 use crate::dns::zone::{Zone, reverse_name, reverse_zones};
@@ -143,10 +144,18 @@ pub(super) async fn dns_records(State(state): State<Shared>) -> Json<Vec<DnsReco
     Json(out)
 }
 
-/// `GET /v1/ca.crt`: the CA certificate (PEM), for clients to trust; 404 without a CA.
+/// `GET /v1/ca.crt`: the CA certificate (PEM), for clients to trust, with its proof (see
+/// `proof`); 404 without a CA.
 pub(super) async fn ca_certificate(State(state): State<Shared>) -> Result<Response, ApiError> {
     let pem = state.ca_pem.clone().ok_or_else(|| ApiError::NotFound("this appliance has no CA".into()))?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"))], pem).into_response())
+    // Hex digits: always a valid header value.
+    let proof = HeaderValue::try_from(ca_proof(&state.token, pem.as_bytes()))
+        .map_err(|e| ApiError::internal("ca proof header", &e))?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file")),
+        (HeaderName::from_static(CA_PROOF_HEADER), proof),
+    ];
+    Ok((headers, pem).into_response())
 }
 
 /// `GET /v1/openapi.json`.

@@ -131,8 +131,8 @@ pub(super) async fn start(
 
     if config.admin.enabled {
         let listeners = bind::tcp("admin", &config.admin.listen)?;
-        let path = config.admin.token_file.clone();
-        let token = tokio::task::spawn_blocking(move || api::Token::load_or_create(&path))
+        let admin = config.admin.clone();
+        let token = tokio::task::spawn_blocking(move || api::Token::for_admin(&admin))
             .await
             .context("token task failed")?
             .context("cannot set up the admin api token")?;

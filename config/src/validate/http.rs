@@ -18,6 +18,8 @@ pub const MAX_HEADER_BYTES: u32 = 1024 * 1024;
 pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The token file's name in `state.dir` when `admin.token_file` is not given.
 pub const DEFAULT_TOKEN_FILE: &str = "admin.token";
+/// Bytes of a SHA-256 digest; `admin.token_sha256` is twice as many hex digits.
+pub const TOKEN_SHA256_BYTES: usize = 32;
 
 /// The reverse proxy, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +42,12 @@ pub struct ProxyConfig {
 pub struct AdminConfig {
     pub enabled: bool,
     pub listen: Vec<SocketAddr>,
-    /// Absolute; `<state.dir>/admin.token` unless the file names another.
+    /// Absolute; `<state.dir>/admin.token` unless the file names another. Unused (never
+    /// created or read) when `token_sha256` is set.
     pub token_file: PathBuf,
+    /// The SHA-256 of the token, when the config gives it: the appliance then checks a
+    /// presented token against this and keeps no token of its own.
+    pub token_sha256: Option<[u8; TOKEN_SHA256_BYTES]>,
     /// `false` only for debugging: the bearer token then crosses the network in clear text.
     pub tls: bool,
 }
@@ -182,7 +188,47 @@ pub(super) fn check_admin(
         }
         Some(f) => PathBuf::from(f),
     };
-    (p.0.len() == before).then_some(AdminConfig { enabled: raw.enabled, listen, token_file, tls: raw.tls })
+    let token_sha256 = raw.token_sha256.as_deref().and_then(|hex| match parse_sha256(hex) {
+        Some(digest) => Some(digest),
+        None => {
+            p.add(
+                "admin.token_sha256",
+                format!(
+                    "{hex:?} is not a SHA-256 digest: give exactly {} hex digits",
+                    2 * TOKEN_SHA256_BYTES
+                ),
+            );
+            None
+        }
+    });
+    if raw.token_sha256.is_some() && raw.token_file.is_some() {
+        p.add("admin.token_sha256", "is set together with admin.token_file; give one of the two");
+    }
+    (p.0.len() == before).then_some(AdminConfig {
+        enabled: raw.enabled,
+        listen,
+        token_file,
+        token_sha256,
+        tls: raw.tls,
+    })
+}
+
+/// The 32 bytes written as `hex` (64 hex digits, either case), or `None`.
+fn parse_sha256(hex: &str) -> Option<[u8; TOKEN_SHA256_BYTES]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 2 * TOKEN_SHA256_BYTES {
+        return None;
+    }
+    let mut out = [0u8; TOKEN_SHA256_BYTES];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        // from_str_radix takes a sign; a pair of hex digits has none.
+        if !pair.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -153,3 +153,34 @@ fn lan_address_must_leave_room() {
         assert!(e.to_string().contains("lan.address"), "{e}");
     }
 }
+
+#[test]
+fn the_token_hash_is_64_hex_digits_and_excludes_a_token_file() {
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let c = from_toml_str(&format!("[admin]\ntoken_sha256 = \"{hash}\"\n")).expect("valid");
+    let digest = c.admin.token_sha256.expect("given");
+    assert_eq!(digest[0], 0x9f);
+    assert_eq!(digest[31], 0x08);
+    let upper =
+        from_toml_str(&format!("[admin]\ntoken_sha256 = \"{}\"\n", hash.to_uppercase())).expect("valid");
+    assert_eq!(upper.admin.token_sha256, Some(digest));
+    assert_eq!(from_toml_str("").expect("defaults").admin.token_sha256, None);
+
+    let short = &hash[..63];
+    let plus = format!("+{}", &hash[1..]);
+    let not_hex = format!("{}g", &hash[..63]);
+    let long = format!("{hash}0");
+    for bad in [short, &plus, &not_hex, &long, ""] {
+        let e = from_toml_str(&format!("[admin]\ntoken_sha256 = \"{bad}\"\n")).expect_err(bad);
+        assert!(e.to_string().contains("admin.token_sha256: "), "{bad}: {e}");
+        assert!(e.to_string().contains("64 hex digits"), "{bad}: {e}");
+    }
+    let both = format!("[admin]\ntoken_sha256 = \"{hash}\"\ntoken_file = \"/etc/token\"\n");
+    let e = from_toml_str(&both).expect_err("both");
+    assert!(e.to_string().contains("admin.token_sha256: is set together with admin.token_file"), "{e}");
+    // It round-trips through the raw form the provisioner writes.
+    let mut raw = RawConfig::default();
+    raw.admin.token_sha256 = Some(hash.to_owned());
+    let text = raw.to_toml().expect("serialises");
+    assert_eq!(from_toml_str(&text).expect("valid").admin.token_sha256, Some(digest));
+}

@@ -24,19 +24,10 @@ pub fn appliance_config(token_sha256: Option<&str>) -> Result<String, ConfigErro
     raw.wan.interface = "eth0".into();
     raw.wan.mode = "dhcp".into();
     raw.state.dir = STATE_MOUNT.into();
-    let mut table: toml::Table =
-        toml::Table::try_from(&raw).map_err(|e| ConfigError::Serialize(e.to_string()))?;
-    if let Some(hash) = token_sha256 {
-        let admin = table
-            .entry("admin")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| ConfigError::Serialize("[admin] is not a table".into()))?;
-        admin.insert("token_sha256".into(), toml::Value::String(hash.to_owned()));
-    }
+    raw.admin.token_sha256 = token_sha256.map(str::to_owned);
     let text = format!(
         "# Written by the `proximity` provisioner; rebuild the template to change it.\n{}",
-        toml::to_string(&table).map_err(|e| ConfigError::Serialize(e.to_string()))?
+        raw.to_toml().map_err(|e| ConfigError::Serialize(e.to_string()))?
     );
     proximity_config::from_toml_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     Ok(text)

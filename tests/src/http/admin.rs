@@ -1,7 +1,8 @@
 //! The admin API as a user drives it: curl from a lab host to `https://<appliance>:9090`, the CA
 //! certificate fetched once from the open `GET /v1/ca.crt` (the one request made without
 //! checking the certificate, as a user trusts it on first use) and then required for everything,
-//! and the bearer token read from the file the appliance created in its state directory.
+//! and the bearer token read from the file the appliance created in its state directory, or given
+//! (a deployment's `admin.token_sha256`), in which case the CA must come with its proof.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,44 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one API call may take: an app mutation commits to disk, nothing more.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The response header proving `/v1/ca.crt` came from the holder of the token.
+pub const CA_PROOF_HEADER: &str = "proximity-ca-proof";
+
+/// The proof a token holder expects for a CA body: lowercase hex of HMAC-SHA256 keyed with the
+/// raw SHA-256 of the token (the contract; computed here, not with the appliance's code).
+pub fn ca_proof(token: &str, body: &[u8]) -> String {
+    let key = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_ref()), body);
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Waits until the API at `server` answers `/v1/health` and fetches its CA certificate into the
+/// host's directory (the one request that does not check the certificate: trust on first use).
+/// The base URL, the certificate's path and the reply.
+fn fetch_ca(host: &Host, server: Ipv4Addr) -> Result<(String, PathBuf, Reply)> {
+    let base = format!("https://{server}:{ADMIN_PORT}");
+    wait_healthy(host, &base)?;
+    let ca = curl(host, &format!("{base}/v1/ca.crt")).insecure().run()?;
+    ensure!(ca.status == 200, "GET /v1/ca.crt without a token: {ca}");
+    ensure!(
+        ca.text().starts_with("-----BEGIN CERTIFICATE-----"),
+        "GET /v1/ca.crt is no PEM certificate: {ca}"
+    );
+    let cacert = host.dir().join("proximity-ca.pem");
+    std::fs::write(&cacert, &ca.body).with_context(|| format!("cannot write {}", cacert.display()))?;
+    Ok((base, cacert, ca))
+}
+
+/// Whether the `/v1/ca.crt` reply `ca` carries the proof for `token`.
+fn check_proof(ca: &Reply, token: &str) -> Result<()> {
+    let proof = ca.header(CA_PROOF_HEADER).with_context(|| format!("no {CA_PROOF_HEADER}: {ca}"))?;
+    ensure!(
+        proof == ca_proof(token, &ca.body),
+        "the CA's proof {proof} is not the one for our token: another appliance, or a man in the middle"
+    );
+    Ok(())
+}
+
 /// A client of the admin API on one lab host.
 #[derive(Debug, Clone)]
 pub struct Admin<'h> {
@@ -35,18 +74,10 @@ pub struct Admin<'h> {
 
 impl<'h> Admin<'h> {
     /// Waits until the API at `server` answers `/v1/health`, fetches its CA certificate into the
-    /// host's directory and reads the token from `state_dir`.
+    /// host's directory and reads the token from `state_dir`; the CA's proof must be the one
+    /// for that token.
     pub fn connect(host: &'h Host, server: Ipv4Addr, state_dir: &Path) -> Result<Admin<'h>> {
-        let base = format!("https://{server}:{ADMIN_PORT}");
-        wait_healthy(host, &base)?;
-        let ca = curl(host, &format!("{base}/v1/ca.crt")).insecure().run()?;
-        ensure!(ca.status == 200, "GET /v1/ca.crt without a token: {ca}");
-        ensure!(
-            ca.text().starts_with("-----BEGIN CERTIFICATE-----"),
-            "GET /v1/ca.crt is no PEM certificate: {ca}"
-        );
-        let cacert = host.dir().join("proximity-ca.pem");
-        std::fs::write(&cacert, &ca.body).with_context(|| format!("cannot write {}", cacert.display()))?;
+        let (base, cacert, ca) = fetch_ca(host, server)?;
         let token_path = state_dir.join(TOKEN_FILE);
         let token = wait::until(READY_TIMEOUT, &format!("a token in {}", token_path.display()), || {
             Ok(std::fs::read_to_string(&token_path)
@@ -54,7 +85,17 @@ impl<'h> Admin<'h> {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty()))
         })?;
+        check_proof(&ca, &token)?;
         Ok(Admin { host, base, cacert, token })
+    }
+
+    /// As the provisioner connects to a deployment whose token it made (`admin.token_sha256`):
+    /// waits for `/v1/health`, fetches the CA and trusts it only when its
+    /// [`CA_PROOF_HEADER`] is the proof for `token`.
+    pub fn connect_with_token(host: &'h Host, server: Ipv4Addr, token: &str) -> Result<Admin<'h>> {
+        let (base, cacert, ca) = fetch_ca(host, server)?;
+        check_proof(&ca, token)?;
+        Ok(Admin { host, base, cacert, token: token.to_owned() })
     }
 
     /// Waits until the API answers again (after a restart of the appliance).

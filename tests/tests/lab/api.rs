@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use proximity_tests::http::admin::{TOKEN_FILE, error_of};
+use proximity_tests::http::admin::{CA_PROOF_HEADER, TOKEN_FILE, ca_proof, error_of};
 use proximity_tests::http::{Admin, Backend};
 use proximity_tests::{GATEWAY, Lab};
 use serde_json::{Value, json};
@@ -89,6 +89,35 @@ fn the_api_wants_its_token_except_for_health_the_ca_and_the_description() -> Res
     );
     let metrics = api.call("GET", "/metrics", None)?.text();
     assert!(metrics.contains("proximity_"), "no proximity_ metric in /metrics:\n{metrics}");
+    Ok(())
+}
+
+/// A deployment's token, known to the appliance only by its hash (`admin.token_sha256`, as the
+/// provisioner writes it): that token gets in, others do not, no token file appears in the state
+/// directory, and the CA comes with a proof that checks out with the token and with no other.
+#[test]
+fn a_token_given_by_its_hash_gets_in_and_proves_the_ca() -> Result<()> {
+    let token = "deployment-token-0123456789abcdef0123456789abcdef";
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let lab = Lab::builder().clients(1).build()?;
+    let config = start(&lab, |c| c.admin.token_sha256 = Some(hash.clone()))?;
+    // Checks the CA's proof against the token before trusting the CA.
+    let api = Admin::connect_with_token(lab.client(0), GATEWAY, token)?;
+    assert!(app_names(&api)?.is_empty());
+    for wrong in [format!("Bearer {hash}"), format!("Bearer {token}x"), "Bearer not-the-token".to_owned()] {
+        let reply = api.anonymous("GET", "/v1/apps").header(&format!("Authorization: {wrong}")).run()?;
+        assert_eq!(reply.status, 401, "{wrong}: {reply}");
+    }
+    let ca = api.anonymous("GET", "/v1/ca.crt").run()?;
+    let proof = ca.header(CA_PROOF_HEADER).context("no proof")?;
+    assert_eq!(proof, ca_proof(token, &ca.body));
+    assert_ne!(proof, ca_proof("another-token-0123456789abcdef0123456789abcdef", &ca.body));
+    let token_file = std::path::Path::new(&config.state.dir).join(TOKEN_FILE);
+    assert!(!token_file.exists(), "{} was created", token_file.display());
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use nix::sys::signal::Signal;
 use proximity_config::RawConfig;
 use proximity_tests::dns::{Dnsmasq, query};
 use proximity_tests::http::{Admin, Backend, curl};
-use proximity_tests::lxc::{Container, ID_BASE, ID_COUNT, INIT, NFT, static_binary};
+use proximity_tests::lxc::{APPLIANCE, Container, ID_BASE, ID_COUNT, INIT, NFT, static_binary};
 use proximity_tests::process::{children_of, kill_child, run, signal, spawn_logged, wait_exit};
 use proximity_tests::{GATEWAY, Lab, WAN_ADDRESS, WAN_UPSTREAM, appliance, wait};
 use serde_json::json;
@@ -188,6 +188,9 @@ fn assert_unprivileged_init(container: &Container) -> Result<()> {
         cmdline.starts_with(&format!("{INIT}\0")),
         "lxc-info's pid {pid} is not the appliance: {cmdline:?}"
     );
+    // `/sbin/init` is the template's link to the appliance binary.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("/proc/{pid}/exe"))?;
+    ensure!(exe.ends_with(APPLIANCE.trim_start_matches('/')), "init of pid {pid} runs {}", exe.display());
     let status = proc("status")?;
     let field = |name: &str| -> Vec<String> {
         let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default();

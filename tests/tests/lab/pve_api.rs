@@ -1,28 +1,21 @@
 //! The lab's side of `pve-sim`: the API as the provisioner speaks it (curl in the node's
-//! namespace, trusting the sim's certificate, polling tasks), and a template like the image
-//! crate's built from the lab's appliance rootfs.
+//! namespace, trusting the sim's certificate, polling tasks), and the template the image
+//! crate builds from the lab's static appliance.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use proximity_config::RawConfig;
-use proximity_tests::lxc::{self, rootfs, static_binary};
+use proximity_tests::lxc::{self, static_binary};
 use proximity_tests::pve::node::{BRIDGE, Node};
 use proximity_tests::wait;
 use serde_json::Value;
 
 /// The sim's binary.
 pub(crate) const PVE_SIM: &str = env!("CARGO_BIN_EXE_pve-sim");
-/// The template's file name, as the image crate names it.
-pub(crate) const TEMPLATE: &str = "proximity-appliance_0.1.0-000000000000_amd64.tar.zst";
 /// The LAN bridge the provisioner makes on the node (here the test makes it).
 pub(crate) const LAN_BRIDGE: &str = "proximity-lan";
-/// Until the appliance reads `/etc/proximity.toml` by default (issue 6, decision 1, being added
-/// in parallel), the container names its config through `entrypoint`, which the sim turns into
-/// `lxc.init.cmd` as pve-container does. Drop it (and use the bare decision-3 parameters) then.
-pub(crate) const ENTRYPOINT: (&str, &str) =
-    ("entrypoint", "/sbin/proximity-appliance --config /etc/proximity.toml");
 /// A task that takes longer (unpacking a template, starting a container) is stuck.
 pub(crate) const TASK_TIMEOUT: Duration = Duration::from_secs(60);
 /// From the start task's end to the appliance's WAN address from DHCP.
@@ -161,48 +154,19 @@ impl Api<'_> {
     }
 }
 
-/// A template as the image crate makes one: the lab's appliance rootfs (static binary, config,
-/// nft), `/sbin/init` the appliance, owned 0:0, as a tar.zst named [`TEMPLATE`] in `dir`.
+/// The template `proximity up` would upload: [`proximity_image::build`] from the lab's static
+/// appliance, with the container's interfaces and state dir, into `dir`.
 pub(crate) fn template(dir: &Path) -> Result<PathBuf> {
-    let root = dir.join("rootfs");
     let mut config = RawConfig::default();
     config.lan.interface = lxc::LAN_IFACE.to_owned();
     config.wan.interface = lxc::WAN_IFACE.to_owned();
     config.state.dir = lxc::STATE_DIR.to_owned();
-    rootfs::build(&root, &static_binary()?, &config)?;
-    for empty in ["run", "tmp"] {
-        std::fs::create_dir_all(root.join(empty))?;
-    }
-    std::os::unix::fs::symlink("proximity-appliance", root.join("sbin/init"))?;
-    let path = dir.join(TEMPLATE);
-    let mut tar = tar::Builder::new(zstd::Encoder::new(std::fs::File::create(&path)?, 3)?);
-    add_tree(&mut tar, &root, Path::new("."))?;
-    tar.into_inner()?.finish()?;
-    Ok(path)
-}
-
-/// Appends `dir` (at `name` in the archive) and everything below it, sorted, owned 0:0.
-pub(crate) fn add_tree<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    let mut header = tar::Header::new_gnu();
-    header.set_metadata(&meta);
-    header.set_uid(0);
-    header.set_gid(0);
-    if meta.file_type().is_symlink() {
-        header.set_size(0);
-        tar.append_link(&mut header, name, std::fs::read_link(dir)?)?;
-    } else if meta.is_dir() {
-        header.set_size(0);
-        tar.append_data(&mut header, name, std::io::empty())?;
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.file_name()).collect();
-        entries.sort();
-        for entry in entries {
-            add_tree(tar, &dir.join(&entry), &name.join(&entry))?;
-        }
-    } else {
-        tar.append_data(&mut header, name, std::fs::File::open(dir)?)?;
-    }
-    Ok(())
+    let inputs = proximity_image::Inputs {
+        appliance: static_binary()?,
+        config: config.to_toml().context("cannot write the template's config")?,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    Ok(proximity_image::build(&inputs, dir)?.path)
 }
 
 /// `params` with `key` set to `value` (added when absent).
@@ -267,7 +231,6 @@ impl Ct100 {
             ("onboot", "1"),
             ("tags", "proximity"),
             ("description", self.description.as_str()),
-            ENTRYPOINT,
         ]
     }
 }
