@@ -2,21 +2,24 @@
 //! `proximity` binary runs in the node's namespace as a user runs it on a node (root, host-mode
 //! bridge `proximity-lan`), with the node's certificate pinned by fingerprint. `up` from nothing
 //! builds and uploads the template, creates CT 100 and starts it: the appliance takes a WAN
-//! address on `vmbr0` by DHCP, proves its CA, answers health and DNS. An app added with
-//! `proximity apps add` resolves from the WAN side. A second `up` makes no mutating call (the
-//! sim's request log) and says so. A new appliance build upgrades in place and the app is still
-//! there (state volume kept). `down` leaves no container, template, bridge, stanza or state file,
-//! and a second `down` finds nothing.
-//!
-//! Not covered here (yet): a LAN client's lease, NAT to the outside and HTTP through the proxy
-//! from both sides, which the other lab tests check against the appliance directly.
+//! address on `vmbr0` by DHCP, proves its CA, answers health and DNS. A client on
+//! `proximity-lan` gets a lease from it, resolves names, and reaches the node (the outside)
+//! through NAT. Its HTTP server, added with `proximity apps add`, answers at
+//! `http(s)://web.prox.local` from the LAN and from the WAN side (the node). A second `up` makes
+//! no mutating call (the sim's request log) and says so. A new appliance build upgrades in place
+//! with the app and the lease kept (state volume). `down` leaves no container, template,
+//! bridge, stanza or state file, and a second `down` finds nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use proximity_config::MacAddr;
+use proximity_tests::http::Backend;
 use proximity_tests::lxc::static_binary;
-use proximity_tests::pve::node::Node;
+use proximity_tests::pve::node::{NODE_ADDRESS, Node};
+use proximity_tests::topology::Host;
+use proximity_tests::wait;
 use serde_json::Value;
 
 use crate::pve_api::PVE_SIM;
@@ -25,8 +28,14 @@ use crate::pve_api::PVE_SIM;
 const PROXIMITY_BIN_ENV: &str = "PROXIMITY_BIN";
 /// The app registered in the test.
 const APP: &str = "web";
-/// Its backend (nothing needs to listen there for DNS).
-const APP_BACKEND: &str = "10.20.0.50";
+/// Its port on the LAN client.
+const APP_PORT: u16 = 8080;
+/// The LAN client's MAC.
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0x70, 0x78, 0xfd, 0x01, 0x01]);
+/// From `apps add` (or an upgrade's `up`) to the app answering through the proxy.
+const APP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The appliance's LAN address (the gateway), as the provisioner configures it.
+const GATEWAY: &str = "10.20.0.1";
 
 /// The `proximity` binary: `$PROXIMITY_BIN`, else `target/<profile>/proximity` beside the test
 /// binary, else the workspace's `target/debug/` (the test command builds the workspace first).
@@ -87,12 +96,63 @@ impl Proximity<'_> {
     }
 }
 
-/// `dig +short @server name` from the node.
-fn dig(node: &Node, server: &str, name: &str) -> Result<String> {
-    let out =
-        node.command("dig").args(["+short", "+time=2", "+tries=2", &format!("@{server}"), name]).output()?;
+/// `dig +short @server name` run by `cmd` (a command for `dig` in some namespace).
+fn dig(mut cmd: std::process::Command, server: &str, name: &str) -> Result<String> {
+    let out = cmd.args(["+short", "+time=2", "+tries=2", &format!("@{server}"), name]).output()?;
     ensure!(out.status.success(), "dig failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `curl` run by `cmd` for `url`, its host resolved to `address`; the body of a 200.
+fn curl(
+    mut cmd: std::process::Command,
+    url: &str,
+    port: u16,
+    address: &str,
+    cacert: Option<&Path>,
+) -> Result<String> {
+    cmd.args(["-sS", "--fail", "--max-time", "10", "--resolve", &format!("web.prox.local:{port}:{address}")]);
+    if let Some(ca) = cacert {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd.arg(url).output()?;
+    ensure!(
+        out.status.success(),
+        "curl {url} via {address} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The app answers over HTTP from the LAN and over HTTP and HTTPS from the WAN side (polled: the
+/// appliance may still be starting after an upgrade).
+fn app_answers(node: &Node, client: &Host, wan: &str, ca: &Path) -> Result<()> {
+    let mut last = String::new();
+    let answered = wait::until(APP_TIMEOUT, "the app through the proxy from both sides", || {
+        last.clear();
+        let tries = [
+            ("LAN http", curl(client.command("curl"), "http://web.prox.local/echo", 80, GATEWAY, None)),
+            ("WAN http", curl(node.command("curl"), "http://web.prox.local/echo", 80, wan, None)),
+            ("WAN https", curl(node.command("curl"), "https://web.prox.local/echo", 443, wan, Some(ca))),
+        ];
+        for (side, body) in tries {
+            match body {
+                Ok(body) if body.contains("\"backend\":\"web\"") => {}
+                Ok(body) => last = format!("{side}: {body}"),
+                Err(e) => last = format!("{side}: {e:#}"),
+            }
+            if !last.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    });
+    answered.with_context(|| format!("last: {last}"))
+}
+
+/// The IPs in `proximity leases --json`.
+fn leased(leases: &Value) -> Vec<String> {
+    leases.as_array().into_iter().flatten().filter_map(|l| l["ip"].as_str().map(str::to_owned)).collect()
 }
 
 #[test]
@@ -124,12 +184,26 @@ fn journey(node: &Node) -> Result<()> {
     let mode = std::fs::metadata(proximity.state_file())?.permissions();
     ensure!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777 == 0o600, "state file mode {mode:?}");
 
-    // The admin API through the pinned CA: an app, visible from the WAN side's DNS.
-    proximity.ok(&first, &["apps", "add", APP, "--ip", APP_BACKEND, "--port", "8080"])?;
+    // A client on the LAN: a lease, names, the outside through NAT.
+    let client = node.lan_client("c0", "proximity-lan", CLIENT_MAC)?;
+    let lease = client.dhclient().obtain()?;
+    ensure!(lease.ip.to_string().starts_with("10.20.0."), "lease {lease:?}");
+    ensure!(lease.routers == [GATEWAY.parse::<std::net::Ipv4Addr>()?], "lease {lease:?}");
+    client.ping(NODE_ADDRESS)?;
+    let ip = lease.ip.to_string();
+    ensure!(leased(&proximity.json(&first, &["leases", "--json"])?).contains(&ip), "the lease is not listed");
+
+    // An app on the client, registered through the admin API (pinned CA, token from the state file).
+    let _backend = Backend::lab(&client, env!("CARGO_BIN_EXE_lab-backend"), APP, APP_PORT, None)?;
+    proximity.ok(&first, &["apps", "add", APP, "--ip", &ip, "--port", &APP_PORT.to_string()])?;
     let apps = proximity.json(&first, &["apps", "list", "--json"])?;
     ensure!(apps.as_array().is_some_and(|a| a.iter().any(|x| x["name"] == APP)), "apps: {apps}");
-    ensure!(dig(node, &wan, "web.prox.local")? == wan, "web.prox.local from the WAN side");
-    proximity.json(&first, &["leases", "--json"])?;
+    ensure!(dig(node.command("dig"), &wan, "web.prox.local")? == wan, "web.prox.local from the WAN side");
+    ensure!(dig(client.command("dig"), GATEWAY, "web.prox.local")? == GATEWAY, "web.prox.local from the LAN");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(proximity.state_file())?)?;
+    let ca = node.dir().join("appliance-ca.pem");
+    std::fs::write(&ca, state["ca_pem"].as_str().context("no pinned CA in the state file")?)?;
+    app_answers(node, &client, &wan, &ca)?;
 
     // Nothing changed: no mutating call, and it says so.
     let before = node.request_log()?.len();
@@ -159,7 +233,9 @@ fn journey(node: &Node) -> Result<()> {
         "no move_volume in {cts:?}"
     );
 
-    // Down leaves nothing of ours.
+    // Down leaves nothing of ours (the client goes first: it is the test's, not the deploy's).
+    drop(_backend);
+    drop(client);
     let out = proximity.ok(&second, &["down"])?;
     ensure!(out.contains("removed"), "down: {out}");
     let status = proximity.json(&second, &["status", "--json"])?;
