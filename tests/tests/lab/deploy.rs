@@ -169,7 +169,10 @@ fn journey(node: &Node) -> Result<()> {
     let first = static_binary()?;
 
     // From nothing.
+    let started = std::time::Instant::now();
     let out = proximity.ok(&first, &["up"])?;
+    // For the README's measurements; not asserted.
+    eprintln!("deploy: up from nothing took {:.1} s", started.elapsed().as_secs_f64());
     ensure!(out.contains("WAN address") && !out.contains("no change"), "first up: {out}");
     let status = proximity.json(&first, &["status", "--json"])?;
     ensure!(status["container"] == "running", "status: {status}");
@@ -207,7 +210,9 @@ fn journey(node: &Node) -> Result<()> {
 
     // Nothing changed: no mutating call, and it says so.
     let before = node.request_log()?.len();
+    let started = std::time::Instant::now();
     let out = proximity.ok(&first, &["up"])?;
+    eprintln!("deploy: a no-change up took {:.1} s", started.elapsed().as_secs_f64());
     ensure!(out.contains("no change"), "second up: {out}");
     let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
     ensure!(mutating.is_empty(), "a second up made mutating calls: {mutating:?}");
