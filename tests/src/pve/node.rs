@@ -96,7 +96,9 @@ pub struct Node {
     /// processes above are stopped, which deletes the namespace.
     host: Host,
     logs: Arc<Logs>,
-    _reaper: Arc<Reaper>,
+    reaper: Arc<Reaper>,
+    /// The claimed names: the node's namespace and its LAN clients'.
+    names: Names,
     _claim: Claim,
     dir: TempDir,
 }
@@ -154,7 +156,8 @@ impl Node {
             data,
             host,
             logs,
-            _reaper: reaper,
+            reaper,
+            names,
             _claim: claim,
             dir,
         };
@@ -281,6 +284,33 @@ impl Node {
                 bail!("pve-sim was still running {STOP_TIMEOUT:?} after SIGTERM; killed it")
             }
         }
+    }
+
+    /// A client host on the node's bridge `bridge` (the LAN bridge the provisioner made): a
+    /// namespace of its own (`pxlab-<tag>-<label>`) whose `eth0` (MAC `mac`) is a veth pair with
+    /// its peer in the node's namespace on `bridge`. Dropping the host deletes its namespace,
+    /// which takes the pair with it. `label` is short (the peer is `v<label>`, 15 bytes at most).
+    pub fn lan_client(&self, label: &str, bridge: &str, mac: MacAddr) -> Result<Host> {
+        let ns = Netns::create(&self.names.netns(label))?;
+        let peer = format!("v{label}");
+        ns.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "address",
+            &mac.to_string(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            self.host.netns().name(),
+        ])?;
+        self.host.netns().ip(&["link", "set", &peer, "master", bridge, "up"])?;
+        ns.ip(&["link", "set", "lo", "up"])?;
+        ns.ip(&["link", "set", "eth0", "up"])?;
+        Host::new(label, ns, "eth0".to_owned(), mac, self.dir.path(), &self.logs, &self.reaper)
     }
 
     /// `lxc-TOOL -P <the sim's lxcpath> -n <vmid>` in the node's namespace (where LXC's command

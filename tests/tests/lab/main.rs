@@ -6,6 +6,7 @@ mod api;
 mod apps;
 mod crash;
 mod delivery;
+mod deploy;
 mod dhcp_clients;
 mod dns;
 mod expiry;

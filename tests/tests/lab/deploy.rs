@@ -1,0 +1,268 @@
+//! The deploy, end to end, through the Proxmox API: `pve-sim` plays the node, the real
+//! `proximity` binary runs in the node's namespace as a user runs it on a node (root, host-mode
+//! bridge `proximity-lan`), with the node's certificate pinned by fingerprint. `up` from nothing
+//! builds and uploads the template, creates CT 100 and starts it: the appliance takes a WAN
+//! address on `vmbr0` by DHCP, proves its CA, answers health and DNS. A client on
+//! `proximity-lan` gets a lease from it, resolves names, and reaches the node (the outside)
+//! through NAT. Its HTTP server, added with `proximity apps add`, answers at
+//! `http(s)://web.prox.local` from the LAN and from the WAN side (the node). A second `up` makes
+//! no mutating call (the sim's request log) and says so. A new appliance build upgrades in place
+//! with the app and the lease kept (state volume). `down` leaves no container, template,
+//! bridge, stanza or state file, and a second `down` finds nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use proximity_config::MacAddr;
+use proximity_tests::http::Backend;
+use proximity_tests::lxc::static_binary;
+use proximity_tests::pve::node::{NODE_ADDRESS, Node};
+use proximity_tests::topology::Host;
+use proximity_tests::wait;
+use serde_json::Value;
+
+use crate::pve_api::PVE_SIM;
+
+/// The environment variable naming the `proximity` binary (else found next to the tests).
+const PROXIMITY_BIN_ENV: &str = "PROXIMITY_BIN";
+/// The app registered in the test.
+const APP: &str = "web";
+/// Its port on the LAN client.
+const APP_PORT: u16 = 8080;
+/// The LAN client's MAC.
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0x70, 0x78, 0xfd, 0x01, 0x01]);
+/// From `apps add` (or an upgrade's `up`) to the app answering through the proxy.
+const APP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The appliance's LAN address (the gateway), as the provisioner configures it.
+const GATEWAY: &str = "10.20.0.1";
+
+/// The `proximity` binary: `$PROXIMITY_BIN`, else `target/<profile>/proximity` beside the test
+/// binary, else the workspace's `target/debug/` (the test command builds the workspace first).
+fn proximity_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(PROXIMITY_BIN_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join("proximity")));
+    let in_workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/proximity");
+    beside.into_iter().chain([in_workspace]).find(|p| p.is_file()).ok_or_else(|| {
+        anyhow!("no proximity binary next to the tests nor in target/debug: run `cargo build -p proximity-provisioner` first, or set {PROXIMITY_BIN_ENV}")
+    })
+}
+
+/// The provisioner as a user on the node runs it: its own HOME (state and template cache), the
+/// stanza directory in the node's scratch directory.
+struct Proximity<'n> {
+    node: &'n Node,
+    binary: PathBuf,
+    home: PathBuf,
+}
+
+impl Proximity<'_> {
+    fn interfaces_dir(&self) -> PathBuf {
+        self.home.join("interfaces.d")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.home.join(".config/proximity/pve-100.json")
+    }
+
+    fn run(&self, appliance: &Path, args: &[&str]) -> Result<Output> {
+        let mut cmd = self.node.command(&self.binary.to_string_lossy());
+        self.node.proxmox_env(&mut cmd);
+        cmd.env("HOME", &self.home)
+            .env("PROXIMITY_INTERFACES_DIR", self.interfaces_dir())
+            .env("PROXMOX_FINGERPRINT", self.node.fingerprint())
+            .arg("--appliance")
+            .arg(appliance)
+            .args(["--timeout", "3m"])
+            .args(args);
+        cmd.output().with_context(|| format!("cannot run proximity {args:?}"))
+    }
+
+    /// Runs and requires exit 0; stdout.
+    fn ok(&self, appliance: &Path, args: &[&str]) -> Result<String> {
+        let out = self.run(appliance, args)?;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            bail!("proximity {args:?} failed ({}):\n{stderr}\n{stdout}", out.status);
+        }
+        Ok(stdout.into_owned())
+    }
+
+    fn json(&self, appliance: &Path, args: &[&str]) -> Result<Value> {
+        let text = self.ok(appliance, args)?;
+        serde_json::from_str(&text).with_context(|| format!("proximity {args:?} printed no JSON: {text}"))
+    }
+}
+
+/// `dig +short @server name` run by `cmd` (a command for `dig` in some namespace).
+fn dig(mut cmd: std::process::Command, server: &str, name: &str) -> Result<String> {
+    let out = cmd.args(["+short", "+time=2", "+tries=2", &format!("@{server}"), name]).output()?;
+    ensure!(out.status.success(), "dig failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `curl` run by `cmd` for `url`, its host resolved to `address`; the body of a 200.
+fn curl(
+    mut cmd: std::process::Command,
+    url: &str,
+    port: u16,
+    address: &str,
+    cacert: Option<&Path>,
+) -> Result<String> {
+    cmd.args(["-sS", "--fail", "--max-time", "10", "--resolve", &format!("web.prox.local:{port}:{address}")]);
+    if let Some(ca) = cacert {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd.arg(url).output()?;
+    ensure!(
+        out.status.success(),
+        "curl {url} via {address} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The app answers over HTTP from the LAN and over HTTP and HTTPS from the WAN side (polled: the
+/// appliance may still be starting after an upgrade).
+fn app_answers(node: &Node, client: &Host, wan: &str, ca: &Path) -> Result<()> {
+    let mut last = String::new();
+    let answered = wait::until(APP_TIMEOUT, "the app through the proxy from both sides", || {
+        last.clear();
+        let tries = [
+            ("LAN http", curl(client.command("curl"), "http://web.prox.local/echo", 80, GATEWAY, None)),
+            ("WAN http", curl(node.command("curl"), "http://web.prox.local/echo", 80, wan, None)),
+            ("WAN https", curl(node.command("curl"), "https://web.prox.local/echo", 443, wan, Some(ca))),
+        ];
+        for (side, body) in tries {
+            match body {
+                Ok(body) if body.contains("\"backend\":\"web\"") => {}
+                Ok(body) => last = format!("{side}: {body}"),
+                Err(e) => last = format!("{side}: {e:#}"),
+            }
+            if !last.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    });
+    answered.with_context(|| format!("last: {last}"))
+}
+
+/// The IPs in `proximity leases --json`.
+fn leased(leases: &Value) -> Vec<String> {
+    leases.as_array().into_iter().flatten().filter_map(|l| l["ip"].as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn proximity_deploys_upgrades_and_removes_the_appliance_through_the_proxmox_api() -> Result<()> {
+    let node = Node::start(Path::new(PVE_SIM))?;
+    let result = journey(&node);
+    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+}
+
+fn journey(node: &Node) -> Result<()> {
+    let home = node.dir().join("home");
+    std::fs::create_dir_all(&home)?;
+    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let first = static_binary()?;
+
+    // From nothing.
+    let started = std::time::Instant::now();
+    let out = proximity.ok(&first, &["up"])?;
+    // For the README's measurements; not asserted.
+    eprintln!("deploy: up from nothing took {:.1} s", started.elapsed().as_secs_f64());
+    ensure!(out.contains("WAN address") && !out.contains("no change"), "first up: {out}");
+    let status = proximity.json(&first, &["status", "--json"])?;
+    ensure!(status["container"] == "running", "status: {status}");
+    ensure!(status["spec_match"] == true, "status: {status}");
+    ensure!(status["health"].as_str().is_some_and(|h| h == "ok" || h == "degraded"), "status: {status}");
+    let wan = status["wan_address"].as_str().context("no WAN address in status")?.to_owned();
+    ensure!(wan.starts_with("192.168.100."), "WAN address {wan} is not from vmbr0's DHCP");
+    let link = node.netns().ip(&["-j", "link", "show", "proximity-lan"])?;
+    ensure!(link.contains("\"UP\""), "proximity-lan is not up: {link}");
+    let stanza = std::fs::read_to_string(proximity.interfaces_dir().join("proximity-lan"))?;
+    ensure!(stanza.contains("managed by proximity") && stanza.contains("iface proximity-lan inet manual"));
+    let mode = std::fs::metadata(proximity.state_file())?.permissions();
+    ensure!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777 == 0o600, "state file mode {mode:?}");
+
+    // A client on the LAN: a lease, names, the outside through NAT.
+    let client = node.lan_client("c0", "proximity-lan", CLIENT_MAC)?;
+    let lease = client.dhclient().obtain()?;
+    ensure!(lease.ip.to_string().starts_with("10.20.0."), "lease {lease:?}");
+    ensure!(lease.routers == [GATEWAY.parse::<std::net::Ipv4Addr>()?], "lease {lease:?}");
+    client.ping(NODE_ADDRESS)?;
+    let ip = lease.ip.to_string();
+    ensure!(leased(&proximity.json(&first, &["leases", "--json"])?).contains(&ip), "the lease is not listed");
+
+    // An app on the client, registered through the admin API (pinned CA, token from the state file).
+    let _backend = Backend::lab(&client, env!("CARGO_BIN_EXE_lab-backend"), APP, APP_PORT, None)?;
+    proximity.ok(&first, &["apps", "add", APP, "--ip", &ip, "--port", &APP_PORT.to_string()])?;
+    let apps = proximity.json(&first, &["apps", "list", "--json"])?;
+    ensure!(apps.as_array().is_some_and(|a| a.iter().any(|x| x["name"] == APP)), "apps: {apps}");
+    ensure!(dig(node.command("dig"), &wan, "web.prox.local")? == wan, "web.prox.local from the WAN side");
+    ensure!(dig(client.command("dig"), GATEWAY, "web.prox.local")? == GATEWAY, "web.prox.local from the LAN");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(proximity.state_file())?)?;
+    let ca = node.dir().join("appliance-ca.pem");
+    std::fs::write(&ca, state["ca_pem"].as_str().context("no pinned CA in the state file")?)?;
+    app_answers(node, &client, &wan, &ca)?;
+
+    // Nothing changed: no mutating call, and it says so.
+    let before = node.request_log()?.len();
+    let started = std::time::Instant::now();
+    let out = proximity.ok(&first, &["up"])?;
+    eprintln!("deploy: a no-change up took {:.1} s", started.elapsed().as_secs_f64());
+    ensure!(out.contains("no change"), "second up: {out}");
+    let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
+    ensure!(mutating.is_empty(), "a second up made mutating calls: {mutating:?}");
+
+    // A new build upgrades in place; the state volume (the app) is kept.
+    let second = node.dir().join("proximity-appliance");
+    std::fs::copy(&first, &second)?;
+    let mut bytes = std::fs::read(&second)?;
+    bytes.extend_from_slice(b"\0a new build");
+    std::fs::write(&second, bytes)?;
+    let out = proximity.ok(&second, &["up"])?;
+    ensure!(!out.contains("no change"), "upgrade: {out}");
+    let status = proximity.json(&second, &["status", "--json"])?;
+    ensure!(status["container"] == "running" && status["spec_match"] == true, "after the upgrade: {status}");
+    let apps = proximity.json(&second, &["apps", "list", "--json"])?;
+    ensure!(
+        apps.as_array().is_some_and(|a| a.iter().any(|x| x["name"] == APP)),
+        "the upgrade lost the app: {apps}"
+    );
+    let cts = node.request_log()?;
+    ensure!(
+        cts.iter().any(|e| e.method == "POST" && e.path.ends_with("/move_volume")),
+        "no move_volume in {cts:?}"
+    );
+
+    // Down leaves nothing of ours (the client goes first: it is the test's, not the deploy's).
+    drop(_backend);
+    drop(client);
+    let out = proximity.ok(&second, &["down"])?;
+    ensure!(out.contains("removed"), "down: {out}");
+    let status = proximity.json(&second, &["status", "--json"])?;
+    ensure!(status["container"] == "absent", "after down: {status}");
+    ensure!(node.netns().ip(&["link", "show", "proximity-lan"]).is_err(), "proximity-lan is still there");
+    ensure!(!proximity.interfaces_dir().join("proximity-lan").exists(), "the stanza is still there");
+    ensure!(!proximity.state_file().exists(), "the state file is still there");
+    let templates: Vec<_> = std::fs::read_dir(node.data_dir().join("storage/local/template/cache"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(templates.is_empty(), "templates left: {templates:?}");
+    let lxc: Vec<_> = std::fs::read_dir(node.data_dir().join("lxc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(lxc.is_empty(), "containers left: {lxc:?}");
+    let out = proximity.ok(&second, &["down"])?;
+    ensure!(out.contains("nothing to remove"), "second down: {out}");
+    Ok(())
+}
