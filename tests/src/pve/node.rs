@@ -201,6 +201,12 @@ impl Node {
         &self.data
     }
 
+    /// The node as a lab host on [`BRIDGE`] (the outside, as the appliance's LAN sees it): to
+    /// run a server there that NAT'd LAN clients reach.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
     /// The namespace playing the node.
     pub fn netns(&self) -> &Netns {
         self.host.netns()

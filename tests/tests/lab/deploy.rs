@@ -36,6 +36,8 @@ const CLIENT_MAC: MacAddr = MacAddr([0x02, 0x70, 0x78, 0xfd, 0x01, 0x01]);
 const APP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The appliance's LAN address (the gateway), as the provisioner configures it.
 const GATEWAY: &str = "10.20.0.1";
+/// A server on the node (the outside, for the LAN) that LAN clients reach through NAT.
+const OUTSIDE_PORT: u16 = 8090;
 
 /// The `proximity` binary: `$PROXIMITY_BIN`, else `target/<profile>/proximity` beside the test
 /// binary, else the workspace's `target/debug/` (the test command builds the workspace first).
@@ -124,7 +126,7 @@ fn curl(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The app answers over HTTP from the LAN and over HTTP and HTTPS from the WAN side (polled: the
+/// The app answers over HTTP and HTTPS from the LAN and from the WAN side (polled: the
 /// appliance may still be starting after an upgrade).
 fn app_answers(node: &Node, client: &Host, wan: &str, ca: &Path) -> Result<()> {
     let mut last = String::new();
@@ -132,6 +134,10 @@ fn app_answers(node: &Node, client: &Host, wan: &str, ca: &Path) -> Result<()> {
         last.clear();
         let tries = [
             ("LAN http", curl(client.command("curl"), "http://web.prox.local/echo", 80, GATEWAY, None)),
+            (
+                "LAN https",
+                curl(client.command("curl"), "https://web.prox.local/echo", 443, GATEWAY, Some(ca)),
+            ),
             ("WAN http", curl(node.command("curl"), "http://web.prox.local/echo", 80, wan, None)),
             ("WAN https", curl(node.command("curl"), "https://web.prox.local/echo", 443, wan, Some(ca))),
         ];
@@ -193,6 +199,12 @@ fn journey(node: &Node) -> Result<()> {
     ensure!(lease.ip.to_string().starts_with("10.20.0."), "lease {lease:?}");
     ensure!(lease.routers == [GATEWAY.parse::<std::net::Ipv4Addr>()?], "lease {lease:?}");
     client.ping(NODE_ADDRESS)?;
+    // The node has no route to the LAN: the server there sees the appliance's WAN address.
+    let _outside =
+        Backend::lab(node.host(), env!("CARGO_BIN_EXE_lab-backend"), "outside", OUTSIDE_PORT, None)?;
+    let echo = curl_json(client.command("curl"), &format!("http://{NODE_ADDRESS}:{OUTSIDE_PORT}/echo"))?;
+    let peer = echo["peer"].as_str().unwrap_or_default();
+    ensure!(peer.starts_with(&format!("{wan}:")), "the outside saw {peer}, not the WAN address {wan}");
     let ip = lease.ip.to_string();
     ensure!(leased(&proximity.json(&first, &["leases", "--json"])?).contains(&ip), "the lease is not listed");
 
@@ -232,6 +244,14 @@ fn journey(node: &Node) -> Result<()> {
         apps.as_array().is_some_and(|a| a.iter().any(|x| x["name"] == APP)),
         "the upgrade lost the app: {apps}"
     );
+    let leases = proximity.json(&second, &["leases", "--json"])?;
+    ensure!(leased(&leases).contains(&ip), "the upgrade lost the lease of {ip}: {leases}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(proximity.state_file())?)?;
+    ensure!(
+        state["ca_pem"].as_str() == Some(std::fs::read_to_string(&ca)?.as_str()),
+        "the upgrade changed the CA"
+    );
+    app_answers(node, &client, &wan_after_upgrade(&proximity, &second)?, &ca)?;
     let cts = node.request_log()?;
     ensure!(
         cts.iter().any(|e| e.method == "POST" && e.path.ends_with("/move_volume")),
@@ -240,7 +260,10 @@ fn journey(node: &Node) -> Result<()> {
 
     // Down leaves nothing of ours (the client goes first: it is the test's, not the deploy's).
     drop(_backend);
+    drop(_outside);
     drop(client);
+    // The check below sees the running container (so its empty answer after `down` means something).
+    ensure!(!processes_under(node.data_dir())?.is_empty(), "no process of the running container found");
     let out = proximity.ok(&second, &["down"])?;
     ensure!(out.contains("removed"), "down: {out}");
     let status = proximity.json(&second, &["status", "--json"])?;
@@ -262,7 +285,38 @@ fn journey(node: &Node) -> Result<()> {
         .map(|e| e.file_name())
         .collect();
     ensure!(lxc.is_empty(), "containers left: {lxc:?}");
+    let left = processes_under(node.data_dir())?;
+    ensure!(left.is_empty(), "processes of the deploy left: {left:?}");
     let out = proximity.ok(&second, &["down"])?;
     ensure!(out.contains("nothing to remove"), "second down: {out}");
     Ok(())
+}
+
+/// The WAN address `status` reports (the upgraded container may have a new lease).
+fn wan_after_upgrade(proximity: &Proximity<'_>, appliance: &Path) -> Result<String> {
+    let status = proximity.json(appliance, &["status", "--json"])?;
+    Ok(status["wan_address"].as_str().context("no WAN address in status")?.to_owned())
+}
+
+/// `curl` of `url` by `cmd`, its 200 body as JSON.
+fn curl_json(mut cmd: std::process::Command, url: &str) -> Result<Value> {
+    let out = cmd.args(["-sS", "--fail", "--max-time", "10", url]).output()?;
+    ensure!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{url} gave no JSON"))
+}
+
+/// Processes whose command line names `dir` (the sim's data dir: LXC's monitors) or whose root
+/// is under it (the containers' processes), but not the sim itself.
+fn processes_under(dir: &Path) -> Result<Vec<String>> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let root = std::fs::read_link(entry.path().join("root")).unwrap_or_default();
+        if (cmdline.contains(&needle) || root.starts_with(dir)) && !cmdline.contains("pve-sim") {
+            found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    Ok(found)
 }
