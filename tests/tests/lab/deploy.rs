@@ -320,3 +320,27 @@ fn processes_under(dir: &Path) -> Result<Vec<String>> {
     }
     Ok(found)
 }
+
+/// The README's main command (`scripts/deploy-demo.sh` runs `deploy-demo` with a `template`
+/// build; here the lab's static build): it deploys, shows the app from both sides, reports its
+/// figures and removes everything.
+#[test]
+fn the_deploy_demo_runs_from_nothing_to_down() -> Result<()> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deploy-demo"))
+        .arg("--appliance")
+        .arg(static_binary()?)
+        .arg("--proximity")
+        .arg(proximity_binary()?)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run deploy-demo")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "deploy-demo failed ({}):\n{stdout}\n{stderr}", out.status);
+    let checks = stdout.lines().filter(|l| l.starts_with('✓')).count();
+    ensure!(checks == 6, "deploy-demo showed {checks} checks, not 6:\n{stdout}");
+    for line in ["no change", "up from nothing", "appliance RSS idle", "removed: container 100"] {
+        ensure!(stdout.contains(line), "deploy-demo printed no {line:?}:\n{stdout}");
+    }
+    Ok(())
+}
