@@ -89,7 +89,7 @@ pub async fn ensure(pve: &Pve, node: &str, name: &str, timeout: Duration) -> Res
             Ok(true)
         }
         Some(_) => Ok(false),
-        None if pending => Err(ApiBridgeError::PendingChanges { node: node.to_owned() }),
+        None if pending || others_pending => Err(ApiBridgeError::PendingChanges { node: node.to_owned() }),
         None => {
             let path = format!("/nodes/{}/network", encode(node));
             pve.post(
@@ -115,7 +115,7 @@ pub async fn remove(pve: &Pve, node: &str, name: &str, timeout: Duration) -> Res
     if !is_ours(iface) {
         return Ok(false);
     }
-    if pending {
+    if pending || ifaces.iter().any(|i| i.pending) {
         return Err(ApiBridgeError::PendingChanges { node: node.to_owned() });
     }
     pve.delete(&format!("/nodes/{}/network/{}", encode(node), encode(name)), &[]).await?;

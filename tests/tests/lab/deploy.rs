@@ -344,3 +344,51 @@ fn the_deploy_demo_runs_from_nothing_to_down() -> Result<()> {
     }
     Ok(())
 }
+
+/// API mode: `--bridge vmbr9` (a name the Proxmox network API accepts) is made with `POST` and
+/// applied with `PUT /nodes/{node}/network`, and refused while someone else's network change is
+/// pending (applying ours would apply theirs): exit 3, nothing created. Once the user has applied
+/// theirs, `up` makes the bridge and puts CT 100's `eth1` on it; `down` removes that bridge and
+/// leaves the user's.
+#[test]
+fn an_api_bridge_waits_for_pending_changes_then_is_made_and_removed_through_the_api() -> Result<()> {
+    let node = Node::start(Path::new(PVE_SIM))?;
+    let result = api_bridge(&node);
+    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+}
+
+fn api_bridge(node: &Node) -> Result<()> {
+    let home = node.dir().join("home");
+    std::fs::create_dir_all(&home)?;
+    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let appliance = static_binary()?;
+    let api = crate::pve_api::Api { node };
+    api.ok("POST", "/nodes/pve/network", &[("iface", "vmbr5"), ("type", "bridge"), ("autostart", "1")])?;
+
+    let before = node.request_log()?.len();
+    let out = proximity.run(&appliance, &["up", "--bridge", "vmbr9"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(3), "up with a pending change: {:?}\n{stderr}", out.status);
+    ensure!(stderr.contains("pending network changes"), "up with a pending change said: {stderr}");
+    let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
+    ensure!(mutating.is_empty(), "a refused up made mutating calls: {mutating:?}");
+
+    // The user applies their change; now up goes through.
+    api.run("PUT", "/nodes/pve/network", &[])?;
+    proximity.ok(&appliance, &["up", "--bridge", "vmbr9"])?;
+    let link = node.netns().ip(&["-j", "link", "show", "vmbr9"])?;
+    ensure!(link.contains("\"UP\""), "vmbr9 is not up: {link}");
+    let config = api.config(100)?;
+    let net1 = config["net1"].as_str().unwrap_or_default();
+    ensure!(net1.contains("bridge=vmbr9"), "CT 100's net1 is {net1}");
+    let client = node.lan_client("c0", "vmbr9", CLIENT_MAC)?;
+    let lease = client.dhclient().obtain()?;
+    ensure!(lease.routers == [GATEWAY.parse::<std::net::Ipv4Addr>()?], "lease on vmbr9: {lease:?}");
+    drop(client);
+
+    let out = proximity.ok(&appliance, &["down", "--bridge", "vmbr9"])?;
+    ensure!(out.contains("vmbr9"), "down: {out}");
+    ensure!(node.netns().ip(&["link", "show", "vmbr9"]).is_err(), "vmbr9 is still there");
+    ensure!(node.netns().ip(&["link", "show", "vmbr5"]).is_ok(), "down removed the user's vmbr5");
+    Ok(())
+}

@@ -28,10 +28,12 @@ struct Pending {
     removed: BTreeSet<String>,
 }
 
-/// The node's network changes not applied yet.
+/// The node's network changes not applied yet, and the comments of applied interfaces (which
+/// Proxmox keeps in `/etc/network/interfaces`; the kernel's links have none).
 #[derive(Debug, Default)]
 pub struct Network {
     pending: Mutex<Pending>,
+    comments: Mutex<BTreeMap<String, String>>,
 }
 
 /// Runs `ip ARGS` and returns stdout; a failure's stderr is the error.
@@ -84,18 +86,28 @@ impl Network {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The interfaces the kernel has now, by name.
-    fn existing() -> Result<BTreeMap<String, Value>, ApiError> {
+    fn comments(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        self.comments.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The interfaces the kernel has now, by name, with the comments they were applied with.
+    fn existing(&self) -> Result<BTreeMap<String, Value>, ApiError> {
         let out = ip(&["-j", "-d", "addr", "show"])?;
         let links: Vec<Value> = serde_json::from_str(&out)
             .map_err(|e| ApiError::internal(format!("cannot read ip's JSON: {e}")))?;
-        Ok(links.iter().filter_map(describe).collect())
+        let mut all: BTreeMap<String, Value> = links.iter().filter_map(describe).collect();
+        for (name, comments) in self.comments().iter() {
+            if let Some(entry) = all.get_mut(name) {
+                entry["comments"] = json!(comments);
+            }
+        }
+        Ok(all)
     }
 
     /// `GET /nodes/{node}/network` (`type` filters; `any_bridge` means bridges).
     pub fn list(&self, kind: Option<&str>) -> Result<Value, ApiError> {
         let pending = self.lock();
-        let mut all = Network::existing()?;
+        let mut all = self.existing()?;
         for (name, stanza) in &pending.added {
             all.insert(name.clone(), pending_entry(name, stanza));
         }
@@ -113,7 +125,7 @@ impl Network {
         if let Some(stanza) = pending.added.get(iface) {
             return Ok(pending_entry(iface, stanza));
         }
-        Network::existing()?.remove(iface).ok_or_else(|| ApiError::param("iface", "interface does not exist"))
+        self.existing()?.remove(iface).ok_or_else(|| ApiError::param("iface", "interface does not exist"))
     }
 
     /// `POST /nodes/{node}/network`.
@@ -122,7 +134,7 @@ impl Network {
             .get("iface")
             .ok_or_else(|| ApiError::param("iface", "property is missing and it is not optional"))?;
         let mut pending = self.lock();
-        let exists = Network::existing()?.contains_key(iface) && !pending.removed.contains(iface);
+        let exists = self.existing()?.contains_key(iface) && !pending.removed.contains(iface);
         if exists || pending.added.contains_key(iface) {
             return Err(ApiError::param("iface", "interface already exists"));
         }
@@ -138,7 +150,7 @@ impl Network {
         if pending.added.remove(iface).is_some() {
             return Ok(());
         }
-        if !Network::existing()?.contains_key(iface) {
+        if !self.existing()?.contains_key(iface) {
             return Err(ApiError::param("iface", "interface does not exist"));
         }
         pending.removed.insert(iface.to_owned());
@@ -150,6 +162,15 @@ impl Network {
     pub fn take(&self) -> (Vec<(String, Stanza)>, Vec<String>) {
         let mut pending = self.lock();
         let taken = std::mem::take(&mut *pending);
+        let mut comments = self.comments();
+        for iface in &taken.removed {
+            comments.remove(iface);
+        }
+        for (iface, stanza) in &taken.added {
+            if let Some(text) = stanza.get("comments") {
+                comments.insert(iface.clone(), text.clone());
+            }
+        }
         (taken.added.into_iter().collect(), taken.removed.into_iter().collect())
     }
 }
