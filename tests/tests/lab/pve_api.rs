@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use proximity_config::RawConfig;
+use proximity_provisioner::deploy::spec::Spec;
 use proximity_tests::lxc::{self, static_binary};
 use proximity_tests::pve::node::{BRIDGE, Node};
 use proximity_tests::wait;
@@ -191,46 +192,31 @@ pub(crate) fn lan_bridge(node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// CT 100 as the provisioner creates it (issue 6, decision 3), from template `volid`.
+/// CT 100 as the provisioner creates it (issue 6, decision 3), from template `volid`: the
+/// provisioner's own [`Spec`], so the sim is tested with the calls `proximity up` makes.
 pub(crate) struct Ct100 {
-    pub(crate) volid: String,
-    pub(crate) description: String,
-    pub(crate) net0: String,
-    pub(crate) net1: String,
+    params: Vec<(&'static str, String)>,
 }
 
 impl Ct100 {
     pub(crate) fn new(volid: &str) -> Ct100 {
-        Ct100 {
-            volid: volid.to_owned(),
-            description: format!(
-                "Proximity appliance\nproximity-spec: {}\nproximity-template: {volid}",
-                "ab".repeat(32)
-            ),
-            net0: format!("name=eth0,bridge={BRIDGE},ip=dhcp,firewall=0"),
-            net1: format!("name=eth1,bridge={LAN_BRIDGE},ip=10.20.0.1/24,firewall=0"),
-        }
+        let spec = Spec {
+            vmid: 100,
+            template: volid.to_owned(),
+            storage: "local-lvm".to_owned(),
+            wan_bridge: BRIDGE.to_owned(),
+            lan_bridge: LAN_BRIDGE.to_owned(),
+        };
+        Ct100 { params: spec.create_params(true) }
     }
 
     /// The parameters of `POST /nodes/{node}/lxc`.
     pub(crate) fn params(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("vmid", "100"),
-            ("ostemplate", self.volid.as_str()),
-            ("ostype", "unmanaged"),
-            ("arch", "amd64"),
-            ("unprivileged", "1"),
-            ("hostname", "proximity"),
-            ("memory", "256"),
-            ("swap", "0"),
-            ("cores", "1"),
-            ("rootfs", "local-lvm:1"),
-            ("mp0", "local-lvm:1,mp=/var/lib/proximity,backup=1"),
-            ("net0", self.net0.as_str()),
-            ("net1", self.net1.as_str()),
-            ("onboot", "1"),
-            ("tags", "proximity"),
-            ("description", self.description.as_str()),
-        ]
+        self.params.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    /// One parameter's value (empty when absent).
+    pub(crate) fn param(&self, key: &str) -> &str {
+        self.params.iter().find(|(k, _)| *k == key).map_or("", |(_, v)| v.as_str())
     }
 }

@@ -52,7 +52,7 @@ fn journey(node: &Node) -> Result<()> {
     lan_bridge(node)?;
     let spec = Ct100::new(&volid);
     let create = spec.params();
-    let (net0, description) = (spec.net0.clone(), spec.description.clone());
+    let (net0, description) = (spec.param("net0").to_owned(), spec.param("description").to_owned());
     // What Proxmox's schema refuses, the sim refuses, before doing anything.
     let bad_net0 = format!("{net0},frobnicate=1");
     let invalid = [

@@ -19,6 +19,16 @@ fn the_create_call_passes() {
 }
 
 #[test]
+fn the_upgrade_calls_pass() {
+    // An upgrade creates CT 100 anew without the state volume, and a staging container for it.
+    for params in [owned(spec().create_params(false)), owned(spec().staging_params(101))] {
+        if let Err(e) = schema().check("POST", "/nodes/pve/lxc", &params) {
+            panic!("{e}: {params:?}");
+        }
+    }
+}
+
+#[test]
 fn an_unknown_parameter_is_refused() {
     let errors = create_errors(&[("colour", "blue")]);
     assert_eq!(

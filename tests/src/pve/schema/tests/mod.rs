@@ -9,6 +9,8 @@ mod requests;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use proximity_provisioner::deploy::spec::Spec;
+
 use super::{Checked, Rejection, Schema};
 
 const TEMPLATE: &str = "local:vztmpl/proximity-appliance_0.1.0-0123456789ab_amd64.tar.zst";
@@ -26,26 +28,25 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
-/// The container the provisioner creates.
+/// The container as the provisioner describes it (its own `Spec`, so these tests check the
+/// calls it really makes).
+fn spec() -> Spec {
+    Spec {
+        vmid: 100,
+        template: TEMPLATE.to_owned(),
+        storage: "local-lvm".to_owned(),
+        wan_bridge: "vmbr0".to_owned(),
+        lan_bridge: "proximity-lan".to_owned(),
+    }
+}
+
+fn owned(params: Vec<(&str, String)>) -> Vec<(String, String)> {
+    params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The container the provisioner creates (a first deployment, with the state volume).
 fn create_params() -> Vec<(String, String)> {
-    pairs(&[
-        ("vmid", "100"),
-        ("ostemplate", TEMPLATE),
-        ("ostype", "unmanaged"),
-        ("arch", "amd64"),
-        ("unprivileged", "1"),
-        ("hostname", "proximity"),
-        ("memory", "256"),
-        ("swap", "0"),
-        ("cores", "1"),
-        ("rootfs", "local-lvm:1"),
-        ("mp0", "local-lvm:1,mp=/var/lib/proximity,backup=1"),
-        ("net0", "name=eth0,bridge=vmbr0,ip=dhcp,firewall=0"),
-        ("net1", "name=eth1,bridge=proximity-lan,ip=10.20.0.1/24,firewall=0"),
-        ("onboot", "1"),
-        ("tags", "proximity"),
-        ("description", "Proximity network appliance\nmanaged by `proximity up`; do not edit\n"),
-    ])
+    owned(spec().create_params(true))
 }
 
 /// `params` = the create call with `changes` applied (an empty value removes the key).

@@ -42,8 +42,10 @@ impl Config {
                 config.keys.insert(key.trim().to_owned(), value.trim().to_owned());
             }
         }
+        // As pve-container reads it: each comment line and a newline (so a description set
+        // with or without a final newline reads back with one).
         if !description.is_empty() {
-            config.description = Some(description.join("\n"));
+            config.description = Some(description.iter().map(|line| format!("{line}\n")).collect());
         }
         config
     }
@@ -178,7 +180,7 @@ mod tests {
         assert_eq!(config.render(), text);
         assert_eq!(
             config.description.as_deref(),
-            Some("proximity-spec: abc\nproximity-template: local:vztmpl/x.tar.zst")
+            Some("proximity-spec: abc\nproximity-template: local:vztmpl/x.tar.zst\n")
         );
         let json = config.to_json();
         assert_eq!(json["memory"], 256);
