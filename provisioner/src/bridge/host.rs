@@ -26,6 +26,12 @@ pub enum HostBridgeError {
          must run as root on the node itself to create it; or pass --bridge vmbrN to use an API-managed bridge"
     )]
     NotRoot(String),
+    #[error(
+        "the bridge {bridge} cannot be made through the Proxmox API (its name is not a pve-iface), so it is made \
+         on the node itself, but this machine is not the node at {host} (none of its addresses is the API's). \
+         Run `proximity` on the node, or pass --bridge vmbrN to use an API-managed bridge"
+    )]
+    NotOnNode { bridge: String, host: String },
     #[error("cannot open a netlink socket")]
     Netlink(#[source] io::Error),
     #[error("netlink: cannot {1} {0}: {2}")]

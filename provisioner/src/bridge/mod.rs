@@ -1,8 +1,10 @@
 //! The app bridge: which mode a name needs (Proxmox's `pve-iface` rule), and the two ways to
-//! make it: through the Proxmox network API ([`api`]) or on the host itself ([`host`]).
+//! make it: through the Proxmox network API ([`api`]) or on the host itself ([`host`]), which
+//! only the node itself may do ([`local`]).
 
 pub mod api;
 pub mod host;
+pub mod local;
 
 /// What marks a bridge (API `comments`, host stanza) as created by Proximity.
 pub const MARKER: &str = "managed by proximity";

@@ -8,6 +8,7 @@ use super::container;
 use super::context::Ctx;
 use super::template::{self, TEMPLATE_PREFIX};
 use crate::bridge::host::{HostBridge, interfaces_dir};
+use crate::bridge::local;
 use crate::bridge::{api as api_bridge, is_pve_iface};
 use crate::errors::Refused;
 use crate::pve::client::encode;
@@ -58,11 +59,17 @@ pub async fn down(ctx: &Ctx) -> Result<()> {
         if api_bridge::remove(&ctx.pve, &ctx.node, &ctx.bridge, ctx.timeout).await? {
             removed.push(format!("bridge {}", ctx.bridge));
         }
-    } else {
+    } else if local::on_the_node(ctx.pve.host().0, ctx.pve.host().1).await? {
         let bridge = HostBridge::new(&ctx.bridge, &interfaces_dir());
         if bridge.remove().await.with_context(|| format!("removing bridge {}", ctx.bridge))? {
             removed.push(format!("bridge {} and {}", ctx.bridge, bridge.stanza_path.display()));
         }
+    } else {
+        eprintln!(
+            "note: the host bridge {} is on the node, not on this machine: run `proximity down` on the node to \
+             remove it",
+            ctx.bridge
+        );
     }
 
     if ctx.state.remove()? {

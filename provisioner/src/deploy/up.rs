@@ -15,7 +15,8 @@ use super::spec::Spec;
 use super::template;
 use crate::appliance::admin::{Admin, AdminError, fetch_proven_ca};
 use crate::appliance::dns_probe;
-use crate::bridge::host::{HostBridge, interfaces_dir};
+use crate::bridge::host::{HostBridge, HostBridgeError, interfaces_dir};
+use crate::bridge::local;
 use crate::bridge::{api as api_bridge, is_pve_iface};
 use crate::errors::{Refused, TimedOut};
 use crate::state::State;
@@ -109,6 +110,11 @@ async fn ensure_bridge(ctx: &Ctx) -> Result<usize> {
         let changed = api_bridge::ensure(&ctx.pve, &ctx.node, &ctx.bridge, ctx.timeout).await?;
         step.done(if changed { "created and applied" } else { "no change" });
         return Ok(0);
+    }
+    let (host, port) = ctx.pve.host();
+    if !local::on_the_node(host, port).await? {
+        let why = HostBridgeError::NotOnNode { bridge: ctx.bridge.clone(), host: host.to_owned() };
+        return Err(Refused(why.to_string()).into());
     }
     let step = p.step(format!("bridge {} (on this host)", ctx.bridge));
     let bridge = HostBridge::new(&ctx.bridge, &interfaces_dir());

@@ -69,6 +69,11 @@ impl Pve {
         Pve { endpoint, token, mutations: AtomicUsize::new(0) }
     }
 
+    /// The API's host (as given in the URL) and port.
+    pub fn host(&self) -> (&str, u16) {
+        (&self.endpoint.host, self.endpoint.port)
+    }
+
     /// How many POST/PUT/DELETE calls were made.
     pub fn mutations(&self) -> usize {
         self.mutations.load(Ordering::Relaxed)

@@ -392,3 +392,38 @@ fn api_bridge(node: &Node) -> Result<()> {
     ensure!(node.netns().ip(&["link", "show", "vmbr5"]).is_ok(), "down removed the user's vmbr5");
     Ok(())
 }
+
+/// Host mode makes the bridge and its stanza on the machine `proximity` runs on, so `up` from
+/// another machine (a workstation on the node's network, with root) is refused (exit 3) before
+/// anything is changed, there or on the node; `--bridge vmbrN` is the way from afar.
+#[test]
+fn a_host_bridge_is_refused_off_the_node() -> Result<()> {
+    let node = Node::start(Path::new(PVE_SIM))?;
+    let workstation = node.lan_client("ws", "vmbr0", CLIENT_MAC)?;
+    workstation.netns().ip(&["addr", "add", "192.168.100.50/24", "dev", workstation.iface()])?;
+    workstation.ping(NODE_ADDRESS)?;
+    let home = node.dir().join("ws-home");
+    std::fs::create_dir_all(&home)?;
+    let mut cmd = workstation.command(&proximity_binary()?.to_string_lossy());
+    node.proxmox_env(&mut cmd);
+    let out = cmd
+        .env("HOME", &home)
+        .env("PROXIMITY_INTERFACES_DIR", home.join("interfaces.d"))
+        .env("PROXMOX_FINGERPRINT", node.fingerprint())
+        .arg("--appliance")
+        .arg(static_binary()?)
+        .arg("up")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(3), "up off the node: {:?}\n{stderr}", out.status);
+    ensure!(stderr.contains("not the node"), "up off the node said: {stderr}");
+    ensure!(
+        workstation.netns().ip(&["link", "show", "proximity-lan"]).is_err(),
+        "a bridge on the workstation"
+    );
+    ensure!(node.netns().ip(&["link", "show", "proximity-lan"]).is_err(), "a bridge on the node");
+    ensure!(!home.join("interfaces.d/proximity-lan").exists(), "a stanza on the workstation");
+    let mutating: Vec<_> = node.request_log()?.into_iter().filter(|e| e.is_mutating()).collect();
+    ensure!(mutating.is_empty(), "a refused up made mutating calls: {mutating:?}");
+    Ok(())
+}
