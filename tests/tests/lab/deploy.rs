@@ -427,3 +427,43 @@ fn a_host_bridge_is_refused_off_the_node() -> Result<()> {
     ensure!(mutating.is_empty(), "a refused up made mutating calls: {mutating:?}");
     Ok(())
 }
+
+/// A container at VMID 100 that is not Proximity's (no `proximity` tag) is never touched: `up`
+/// and `down` both refuse with exit 3, naming it, and make no mutating call; it is still there.
+#[test]
+fn someone_elses_container_at_vmid_100_is_left_alone() -> Result<()> {
+    let node = Node::start(Path::new(PVE_SIM))?;
+    let result = foreign_vmid(&node);
+    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+}
+
+fn foreign_vmid(node: &Node) -> Result<()> {
+    let api = crate::pve_api::Api { node };
+    let volid = api.upload(&crate::pve_api::template(node.dir())?)?;
+    let params = [
+        ("vmid", "100"),
+        ("ostemplate", volid.as_str()),
+        ("hostname", "db"),
+        ("tags", "prod"),
+        ("rootfs", "local-lvm:1"),
+        ("ostype", "unmanaged"),
+        ("unprivileged", "1"),
+    ];
+    api.run("POST", "/nodes/pve/lxc", &params)?;
+    let home = node.dir().join("home");
+    std::fs::create_dir_all(&home)?;
+    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let before = node.request_log()?.len();
+    for command in ["up", "down"] {
+        let out = proximity.run(&static_binary()?, &[command])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.code() == Some(3), "{command} with a foreign CT 100: {:?}\n{stderr}", out.status);
+        ensure!(stderr.contains("VMID 100") && stderr.contains("db"), "{command} said: {stderr}");
+    }
+    let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
+    ensure!(mutating.is_empty(), "refused commands made mutating calls: {mutating:?}");
+    let config = api.config(100)?;
+    ensure!(config["hostname"] == "db" && config["tags"] == "prod", "CT 100 changed: {config}");
+    ensure!(node.netns().ip(&["link", "show", "proximity-lan"]).is_err(), "a bridge was made");
+    Ok(())
+}
