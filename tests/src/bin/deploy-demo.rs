@@ -24,6 +24,7 @@ use clap::Parser;
 use proximity_config::MacAddr;
 use proximity_tests::http::Backend;
 use proximity_tests::pve::node::Node;
+use proximity_tests::pve::proximity::Proximity;
 
 /// The demo app's name, port and the MAC of the machine it runs on.
 const APP: &str = "demo";
@@ -74,69 +75,37 @@ fn run(args: &Args) -> Result<()> {
     };
     println!("==> starting a simulated Proxmox node (pve-sim, a test double, in a network namespace)");
     let node = Node::start(&beside("pve-sim")?)?;
-    let result = demo(&node, &Deploy::new(&node, proximity, args.appliance.clone())?, args.hold);
+    let deploy =
+        Deploy { proximity: Proximity::with_binary(&node, proximity)?, appliance: args.appliance.clone() };
+    let result = demo(&node, &deploy, args.hold);
     if let Err(e) = &result {
         eprintln!("✗ {e:#}\n{}", node.diagnostics());
     }
     result
 }
 
-/// `proximity` as a user on the node runs it: root in the node's namespace, its own HOME (token,
-/// pinned CA, template cache), the host bridge's stanza in a scratch directory instead of the
-/// machine's `/etc/network/interfaces.d`.
+/// `proximity` for the demo: [`Proximity`] with the demo's appliance, shown to the user.
 struct Deploy<'n> {
-    node: &'n Node,
-    binary: PathBuf,
+    proximity: Proximity<'n>,
     appliance: PathBuf,
-    home: PathBuf,
 }
 
-impl<'n> Deploy<'n> {
-    fn new(node: &'n Node, binary: PathBuf, appliance: PathBuf) -> Result<Deploy<'n>> {
-        let home = node.dir().join("home");
-        std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
-        Ok(Deploy { node, binary, appliance, home })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = self.node.command(&self.binary.to_string_lossy());
-        self.node.proxmox_env(&mut cmd);
-        cmd.env("HOME", &self.home)
-            .env("PROXIMITY_INTERFACES_DIR", self.home.join("interfaces.d"))
-            .env("PROXMOX_FINGERPRINT", self.node.fingerprint())
-            .arg("--appliance")
-            .arg(&self.appliance)
-            .args(args);
-        cmd
-    }
-
+impl Deploy<'_> {
     /// Runs with the user's terminal (progress on stderr, the summary on stdout); how long it took.
     fn shown(&self, args: &[&str]) -> Result<Duration> {
         println!("\n$ proximity {}", args.join(" "));
         let started = Instant::now();
-        let status = self.command(args).status().with_context(|| format!("cannot run proximity {args:?}"))?;
+        let status = self
+            .proximity
+            .command(&self.appliance, args)
+            .status()
+            .with_context(|| format!("cannot run proximity {args:?}"))?;
         ensure!(status.success(), "proximity {} failed ({status})", args.join(" "));
         Ok(started.elapsed())
     }
 
-    /// Runs quietly; stdout.
-    fn output(&self, args: &[&str]) -> Result<String> {
-        let out = self.command(args).stderr(Stdio::inherit()).output()?;
-        ensure!(out.status.success(), "proximity {} failed ({})", args.join(" "), out.status);
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
     fn json(&self, args: &[&str]) -> Result<serde_json::Value> {
-        let text = self.output(args)?;
-        serde_json::from_str(&text).with_context(|| format!("proximity {args:?} printed no JSON: {text}"))
-    }
-
-    fn pinned_ca(&self) -> Result<PathBuf> {
-        let state_file = self.home.join(".config/proximity/pve-100.json");
-        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_file)?)?;
-        let path = self.node.dir().join("appliance-ca.crt");
-        std::fs::write(&path, state["ca_pem"].as_str().context("no pinned CA in the state file")?)?;
-        Ok(path)
+        self.proximity.json(&self.appliance, args)
     }
 }
 
@@ -154,7 +123,8 @@ fn demo(node: &Node, deploy: &Deploy<'_>, hold: bool) -> Result<()> {
     println!("✓ {APP} got {} from the appliance's DHCP", lease.ip);
     deploy.shown(&["apps", "add", APP, "--ip", &lease.ip.to_string(), "--port", &APP_PORT.to_string()])?;
 
-    let ca = deploy.pinned_ca()?;
+    let ca = node.dir().join("appliance-ca.crt");
+    deploy.proximity.pinned_ca(&ca)?;
     println!("\n==> trying the URLs");
     let url = format!("http://{APP}.prox.local/");
     let https = format!("https://{APP}.prox.local/");
@@ -195,7 +165,10 @@ fn demo(node: &Node, deploy: &Deploy<'_>, hold: bool) -> Result<()> {
         "sudo ip netns exec {ns} curl --cacert {} --resolve {APP}.prox.local:443:{wan} {https}",
         ca.display()
     );
-    println!("admin API: https://{wan}:9090/v1/health (token and pinned CA in {})", deploy.home.display());
+    println!(
+        "admin API: https://{wan}:9090/v1/health (token and pinned CA in {})",
+        deploy.proximity.home().display()
+    );
     if hold {
         println!("\nPress Enter to remove everything.");
         let mut line = String::new();

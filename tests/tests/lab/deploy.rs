@@ -10,22 +10,20 @@
 //! with the app and the lease kept (state volume). `down` leaves no container, template,
 //! bridge, stanza or state file, and a second `down` finds nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use proximity_config::MacAddr;
 use proximity_tests::http::Backend;
 use proximity_tests::lxc::static_binary;
 use proximity_tests::pve::node::{NODE_ADDRESS, Node};
+use proximity_tests::pve::proximity::Proximity;
 use proximity_tests::topology::Host;
 use proximity_tests::wait;
 use serde_json::Value;
 
 use crate::pve_api::PVE_SIM;
 
-/// The environment variable naming the `proximity` binary (else found next to the tests).
-const PROXIMITY_BIN_ENV: &str = "PROXIMITY_BIN";
 /// The app registered in the test.
 const APP: &str = "web";
 /// Its port on the LAN client.
@@ -38,65 +36,6 @@ const APP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const GATEWAY: &str = "10.20.0.1";
 /// A server on the node (the outside, for the LAN) that LAN clients reach through NAT.
 const OUTSIDE_PORT: u16 = 8090;
-
-/// The `proximity` binary: `$PROXIMITY_BIN`, else `target/<profile>/proximity` beside the test
-/// binary, else the workspace's `target/debug/` (the test command builds the workspace first).
-fn proximity_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(PROXIMITY_BIN_ENV) {
-        return Ok(PathBuf::from(path));
-    }
-    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join("proximity")));
-    let in_workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/proximity");
-    beside.into_iter().chain([in_workspace]).find(|p| p.is_file()).ok_or_else(|| {
-        anyhow!("no proximity binary next to the tests nor in target/debug: run `cargo build -p proximity-provisioner` first, or set {PROXIMITY_BIN_ENV}")
-    })
-}
-
-/// The provisioner as a user on the node runs it: its own HOME (state and template cache), the
-/// stanza directory in the node's scratch directory.
-struct Proximity<'n> {
-    node: &'n Node,
-    binary: PathBuf,
-    home: PathBuf,
-}
-
-impl Proximity<'_> {
-    fn interfaces_dir(&self) -> PathBuf {
-        self.home.join("interfaces.d")
-    }
-
-    fn state_file(&self) -> PathBuf {
-        self.home.join(".config/proximity/pve-100.json")
-    }
-
-    fn run(&self, appliance: &Path, args: &[&str]) -> Result<Output> {
-        let mut cmd = self.node.command(&self.binary.to_string_lossy());
-        self.node.proxmox_env(&mut cmd);
-        cmd.env("HOME", &self.home)
-            .env("PROXIMITY_INTERFACES_DIR", self.interfaces_dir())
-            .env("PROXMOX_FINGERPRINT", self.node.fingerprint())
-            .arg("--appliance")
-            .arg(appliance)
-            .args(["--timeout", "3m"])
-            .args(args);
-        cmd.output().with_context(|| format!("cannot run proximity {args:?}"))
-    }
-
-    /// Runs and requires exit 0; stdout.
-    fn ok(&self, appliance: &Path, args: &[&str]) -> Result<String> {
-        let out = self.run(appliance, args)?;
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if !out.status.success() {
-            bail!("proximity {args:?} failed ({}):\n{stderr}\n{stdout}", out.status);
-        }
-        Ok(stdout.into_owned())
-    }
-
-    fn json(&self, appliance: &Path, args: &[&str]) -> Result<Value> {
-        let text = self.ok(appliance, args)?;
-        serde_json::from_str(&text).with_context(|| format!("proximity {args:?} printed no JSON: {text}"))
-    }
-}
 
 /// `dig +short @server name` run by `cmd` (a command for `dig` in some namespace).
 fn dig(mut cmd: std::process::Command, server: &str, name: &str) -> Result<String> {
@@ -163,15 +102,11 @@ fn leased(leases: &Value) -> Vec<String> {
 
 #[test]
 fn proximity_deploys_upgrades_and_removes_the_appliance_through_the_proxmox_api() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
-    let result = journey(&node);
-    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+    Node::with(Path::new(PVE_SIM), journey)
 }
 
 fn journey(node: &Node) -> Result<()> {
-    let home = node.dir().join("home");
-    std::fs::create_dir_all(&home)?;
-    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let proximity = Proximity::new(node)?;
     let first = static_binary()?;
 
     // From nothing.
@@ -215,9 +150,8 @@ fn journey(node: &Node) -> Result<()> {
     ensure!(apps.as_array().is_some_and(|a| a.iter().any(|x| x["name"] == APP)), "apps: {apps}");
     ensure!(dig(node.command("dig"), &wan, "web.prox.local")? == wan, "web.prox.local from the WAN side");
     ensure!(dig(client.command("dig"), GATEWAY, "web.prox.local")? == GATEWAY, "web.prox.local from the LAN");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(proximity.state_file())?)?;
     let ca = node.dir().join("appliance-ca.pem");
-    std::fs::write(&ca, state["ca_pem"].as_str().context("no pinned CA in the state file")?)?;
+    proximity.pinned_ca(&ca)?;
     app_answers(node, &client, &wan, &ca)?;
 
     // Nothing changed: no mutating call, and it says so.
@@ -330,7 +264,7 @@ fn the_deploy_demo_runs_from_nothing_to_down() -> Result<()> {
         .arg("--appliance")
         .arg(static_binary()?)
         .arg("--proximity")
-        .arg(proximity_binary()?)
+        .arg(Proximity::binary()?)
         .stdin(std::process::Stdio::null())
         .output()
         .context("cannot run deploy-demo")?;
@@ -352,15 +286,11 @@ fn the_deploy_demo_runs_from_nothing_to_down() -> Result<()> {
 /// leaves the user's.
 #[test]
 fn an_api_bridge_waits_for_pending_changes_then_is_made_and_removed_through_the_api() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
-    let result = api_bridge(&node);
-    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+    Node::with(Path::new(PVE_SIM), api_bridge)
 }
 
 fn api_bridge(node: &Node) -> Result<()> {
-    let home = node.dir().join("home");
-    std::fs::create_dir_all(&home)?;
-    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let proximity = Proximity::new(node)?;
     let appliance = static_binary()?;
     let api = crate::pve_api::Api { node };
     api.ok("POST", "/nodes/pve/network", &[("iface", "vmbr5"), ("type", "bridge"), ("autostart", "1")])?;
@@ -398,22 +328,16 @@ fn api_bridge(node: &Node) -> Result<()> {
 /// anything is changed, there or on the node; `--bridge vmbrN` is the way from afar.
 #[test]
 fn a_host_bridge_is_refused_off_the_node() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
+    Node::with(Path::new(PVE_SIM), off_the_node)
+}
+
+fn off_the_node(node: &Node) -> Result<()> {
     let workstation = node.lan_client("ws", "vmbr0", CLIENT_MAC)?;
     workstation.netns().ip(&["addr", "add", "192.168.100.50/24", "dev", workstation.iface()])?;
     workstation.ping(NODE_ADDRESS)?;
-    let home = node.dir().join("ws-home");
-    std::fs::create_dir_all(&home)?;
-    let mut cmd = workstation.command(&proximity_binary()?.to_string_lossy());
-    node.proxmox_env(&mut cmd);
-    let out = cmd
-        .env("HOME", &home)
-        .env("PROXIMITY_INTERFACES_DIR", home.join("interfaces.d"))
-        .env("PROXMOX_FINGERPRINT", node.fingerprint())
-        .arg("--appliance")
-        .arg(static_binary()?)
-        .arg("up")
-        .output()?;
+    let proximity = Proximity::new(node)?;
+    let binary = workstation.command(&Proximity::binary()?.to_string_lossy());
+    let out = proximity.command_in(binary, &static_binary()?, &["up"]).output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(out.status.code() == Some(3), "up off the node: {:?}\n{stderr}", out.status);
     ensure!(stderr.contains("not the node"), "up off the node said: {stderr}");
@@ -422,7 +346,7 @@ fn a_host_bridge_is_refused_off_the_node() -> Result<()> {
         "a bridge on the workstation"
     );
     ensure!(node.netns().ip(&["link", "show", "proximity-lan"]).is_err(), "a bridge on the node");
-    ensure!(!home.join("interfaces.d/proximity-lan").exists(), "a stanza on the workstation");
+    ensure!(!proximity.interfaces_dir().join("proximity-lan").exists(), "a stanza on the workstation");
     let mutating: Vec<_> = node.request_log()?.into_iter().filter(|e| e.is_mutating()).collect();
     ensure!(mutating.is_empty(), "a refused up made mutating calls: {mutating:?}");
     Ok(())
@@ -432,9 +356,7 @@ fn a_host_bridge_is_refused_off_the_node() -> Result<()> {
 /// and `down` both refuse with exit 3, naming it, and make no mutating call; it is still there.
 #[test]
 fn someone_elses_container_at_vmid_100_is_left_alone() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
-    let result = foreign_vmid(&node);
-    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+    Node::with(Path::new(PVE_SIM), foreign_vmid)
 }
 
 fn foreign_vmid(node: &Node) -> Result<()> {
@@ -450,9 +372,7 @@ fn foreign_vmid(node: &Node) -> Result<()> {
         ("unprivileged", "1"),
     ];
     api.run("POST", "/nodes/pve/lxc", &params)?;
-    let home = node.dir().join("home");
-    std::fs::create_dir_all(&home)?;
-    let proximity = Proximity { node, binary: proximity_binary()?, home };
+    let proximity = Proximity::new(node)?;
     let before = node.request_log()?.len();
     for command in ["up", "down"] {
         let out = proximity.run(&static_binary()?, &[command])?;

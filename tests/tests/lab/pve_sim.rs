@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use proximity_tests::pve::node::{NODE_ADDRESS, Node};
 use proximity_tests::wait;
 use serde_json::Value;
@@ -18,9 +18,7 @@ use crate::pve_api::{Api, Ct100, DHCP_TIMEOUT, PVE_SIM, lan_bridge, replaced, te
 
 #[test]
 fn pve_sim_runs_the_appliance_container_the_way_the_provisioner_asks() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
-    let result = journey(&node);
-    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+    Node::with(Path::new(PVE_SIM), journey)
 }
 
 fn journey(node: &Node) -> Result<()> {
@@ -172,9 +170,7 @@ fn journey(node: &Node) -> Result<()> {
 
 #[test]
 fn pve_sim_applies_network_changes_and_stops_its_containers_with_itself() -> Result<()> {
-    let node = Node::start(Path::new(PVE_SIM))?;
-    let result = network_then_stop(&node);
-    result.map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
+    Node::with(Path::new(PVE_SIM), network_then_stop)
 }
 
 /// The network API (what the provisioner's API mode uses for `vmbrN`), then SIGTERM to the
