@@ -41,13 +41,27 @@ pub async fn up(ctx: &Ctx) -> Result<()> {
     step.done(&format!("Proxmox VE {}", version.release.as_deref().unwrap_or(&version.version)));
 
     // Refuse a foreign VMID before changing anything (the reconcile checks again).
-    if let Some(config) = container::config(ctx, ctx.vmid).await? {
+    let existing = container::config(ctx, ctx.vmid).await?;
+    if let Some(config) = &existing {
         if !config.is_ours() {
-            let refusal = plan::next(ctx.vmid, "", Some(&seen(ctx.vmid, &config)), &[]);
+            let refusal = plan::next(ctx.vmid, "", Some(&seen(ctx.vmid, config)), &[]);
             if let Action::Refuse(why) = refusal {
                 return Err(Refused(why).into());
             }
         }
+    }
+    // Ours, but deployed with a token this machine does not have: a new token would mean a new
+    // template, and the "upgrade" would lock the other machine out of its own appliance.
+    if existing.is_some() && ctx.state.load()?.is_none() {
+        return Err(Refused(format!(
+            "container {vmid} on node {node} is a Proximity deployment made from another machine or user, whose \
+             admin token is in its {path}; copy that file here (mode 0600) and run again, or run `proximity down` \
+             to remove the deployment (its apps and leases go with it) and start anew",
+            vmid = ctx.vmid,
+            node = ctx.node,
+            path = ctx.state.path().display()
+        ))
+        .into());
     }
 
     let mut changes = 0;

@@ -163,6 +163,17 @@ fn journey(node: &Node) -> Result<()> {
     let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
     ensure!(mutating.is_empty(), "a second up made mutating calls: {mutating:?}");
 
+    // Another machine (no state file, so no token) is refused rather than taking the appliance over.
+    let elsewhere = node.dir().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere)?;
+    let before = node.request_log()?.len();
+    let out = proximity.command(&first, &["up"]).env("HOME", &elsewhere).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(3), "up without the token: {:?}\n{stderr}", out.status);
+    ensure!(stderr.contains("another machine"), "up without the token said: {stderr}");
+    let mutating: Vec<_> = node.request_log()?.into_iter().skip(before).filter(|e| e.is_mutating()).collect();
+    ensure!(mutating.is_empty(), "up without the token made mutating calls: {mutating:?}");
+
     // A new build upgrades in place; the state volume (the app) is kept.
     let second = node.dir().join("proximity-appliance");
     std::fs::copy(&first, &second)?;
