@@ -190,7 +190,16 @@ fn network_then_stop(node: &Node) -> Result<()> {
     let pending = api.ok("GET", "/nodes/pve/network/vmbr1", &[])?;
     ensure!(pending["active"] == 0 && pending["type"] == "bridge", "pending: {pending}");
     ensure!(node.netns().ip(&["link", "show", "vmbr1"]).is_err(), "vmbr1 exists before the apply");
+    // As Proxmox, the listing carries the pending diff beside its data, until applied.
+    let (_, listing) = api.call("GET", "/nodes/pve/network", &[], true)?;
+    let changes = listing["changes"].as_str().unwrap_or_default();
+    ensure!(
+        changes.contains("+iface vmbr1 inet static") && changes.contains("+\tcidr 10.30.0.1/24"),
+        "{listing}"
+    );
     api.run("PUT", "/nodes/pve/network", &[])?;
+    let (_, listing) = api.call("GET", "/nodes/pve/network", &[], true)?;
+    ensure!(listing.get("changes").is_none(), "changes after the apply: {listing}");
     let addrs = node.netns().ipv4_addrs("vmbr1")?;
     ensure!(addrs == [([10, 30, 0, 1].into(), 24)], "vmbr1 has {addrs:?}");
     let bridges = api.ok("GET", "/nodes/pve/network", &[("type", "any_bridge")])?;

@@ -2,7 +2,8 @@
 //! `/etc/network/interfaces.new` and applies it with `ifreload -a`; the sim keeps the pending
 //! changes in memory and applies them with `ip`, in the namespace it runs in:
 //! - GET lists the links `ip -j addr` shows (bridges as `bridge`, others as `eth` or `unknown`),
-//!   plus the pending new ones (`active: 0`, `pending: 1`).
+//!   plus the pending new ones (`active: 0`, `pending: 1`), and, as Proxmox does, the diff of the
+//!   pending changes in `changes` beside `data`.
 //! - POST adds a pending stanza (refused for a name that exists or is pending, as Proxmox's
 //!   "interface already exists"); only bridges can be applied.
 //! - DELETE marks an interface for removal (a pending new one is just dropped).
@@ -155,6 +156,34 @@ impl Network {
         }
         pending.removed.insert(iface.to_owned());
         Ok(())
+    }
+
+    /// The pending changes as Proxmox reports them beside `GET /nodes/{node}/network`'s data:
+    /// a diff of `/etc/network/interfaces` against `interfaces.new`; `None` when nothing is
+    /// pending.
+    pub fn changes(&self) -> Option<String> {
+        let pending = self.lock();
+        if pending.added.is_empty() && pending.removed.is_empty() {
+            return None;
+        }
+        let mut diff = String::from("--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n");
+        for iface in &pending.removed {
+            diff.push_str(&format!("-auto {iface}\n-iface {iface} inet manual\n"));
+        }
+        for (iface, stanza) in &pending.added {
+            let method = if stanza.contains_key("cidr") || stanza.contains_key("address") {
+                "static"
+            } else {
+                "manual"
+            };
+            diff.push_str(&format!("+auto {iface}\n+iface {iface} inet {method}\n"));
+            for (key, value) in
+                stanza.iter().filter(|(k, _)| !matches!(k.as_str(), "iface" | "type" | "autostart"))
+            {
+                diff.push_str(&format!("+\t{} {value}\n", key.replace('_', "-")));
+            }
+        }
+        Some(diff)
     }
 
     /// Takes the pending changes for `PUT /nodes/{node}/network` (the caller applies them in a

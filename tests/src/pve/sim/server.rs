@@ -201,7 +201,16 @@ async fn handle(sim: &Arc<Sim>, log: &RequestLog, req: Request<Incoming>) -> Res
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = match answer(sim, req).await {
-        Ok(data) => reply(StatusCode::OK, None, json!({ "data": data })),
+        Ok(data) => {
+            let mut body = json!({ "data": data });
+            // Proxmox puts the diff of the pending network changes next to the listing's data.
+            if method == Method::GET && is_network_listing(&path) {
+                if let Some(diff) = sim.network.changes() {
+                    body["changes"] = json!(diff);
+                }
+            }
+            reply(StatusCode::OK, None, body)
+        }
         Err(e) => {
             tracing::info!(%method, %path, status = e.status, error = %e.message, "request failed");
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -245,6 +254,12 @@ async fn answer(sim: &Arc<Sim>, req: Request<Incoming>) -> Result<Value, ApiErro
     tokio::task::spawn_blocking(move || routes::dispatch(&sim, &method, &checked, params.file))
         .await
         .map_err(|e| ApiError::internal(format!("handler failed: {e}")))?
+}
+
+/// `/api2/json/nodes/{node}/network` (not one interface's path).
+fn is_network_listing(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["", "api2", "json", "nodes", _, "network"])
 }
 
 fn rejection(r: Rejection) -> ApiError {
