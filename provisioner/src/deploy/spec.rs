@@ -34,19 +34,27 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// Parameters of `POST /nodes/{node}/lxc` other than `vmid` and `description`; `with_state`
-    /// adds the state volume `mp0` (an upgrade creates without it and moves the old one in).
-    fn params(&self, with_state: bool) -> BTreeMap<&'static str, String> {
-        let mut p = BTreeMap::from([
+    /// What the appliance's container and the staging container share: the template, an
+    /// unprivileged `unmanaged` container on `storage`, no swap.
+    fn common(&self, hostname: &str, memory_mib: u32) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
             ("ostemplate", self.template.clone()),
             ("ostype", "unmanaged".to_owned()),
             ("arch", "amd64".to_owned()),
             ("unprivileged", "1".to_owned()),
-            ("hostname", "proximity".to_owned()),
-            ("memory", "256".to_owned()),
+            ("hostname", hostname.to_owned()),
+            ("memory", memory_mib.to_string()),
             ("swap", "0".to_owned()),
-            ("cores", "1".to_owned()),
             ("rootfs", format!("{}:1", self.storage)),
+        ])
+    }
+
+    /// Parameters of `POST /nodes/{node}/lxc` other than `vmid` and `description`; `with_state`
+    /// adds the state volume `mp0` (an upgrade creates without it and moves the old one in).
+    fn params(&self, with_state: bool) -> BTreeMap<&'static str, String> {
+        let mut p = self.common("proximity", 256);
+        p.extend([
+            ("cores", "1".to_owned()),
             ("net0", format!("name=eth0,bridge={},ip=dhcp,firewall=0", self.wan_bridge)),
             ("net1", format!("name=eth1,bridge={},ip={LAN_ADDRESS},firewall=0", self.lan_bridge)),
             ("onboot", "1".to_owned()),
@@ -89,25 +97,17 @@ impl Spec {
     /// Parameters of the temporary container `vmid` that holds the state volume during an upgrade:
     /// the new template, no network, not started on boot.
     pub fn staging_params(&self, vmid: u32) -> Vec<(&'static str, String)> {
-        vec![
-            ("vmid", vmid.to_string()),
-            ("ostemplate", self.template.clone()),
-            ("ostype", "unmanaged".to_owned()),
-            ("arch", "amd64".to_owned()),
-            ("unprivileged", "1".to_owned()),
-            ("hostname", "proximity-staging".to_owned()),
-            ("memory", "64".to_owned()),
-            ("swap", "0".to_owned()),
-            ("rootfs", format!("{}:1", self.storage)),
-            ("tags", format!("{TAG};{STAGING_TAG}")),
-            (
-                "description",
-                format!(
-                    "Proximity upgrade staging (holds the state volume while {0} is replaced).\n{STAGING_KEY}: {0}\n",
-                    self.vmid
-                ),
+        let mut p: Vec<(&'static str, String)> = vec![("vmid", vmid.to_string())];
+        p.extend(self.common("proximity-staging", 64));
+        p.push(("tags", format!("{TAG};{STAGING_TAG}")));
+        p.push((
+            "description",
+            format!(
+                "Proximity upgrade staging (holds the state volume while {0} is replaced).\n{STAGING_KEY}: {0}\n",
+                self.vmid
             ),
-        ]
+        ));
+        p
     }
 }
 
@@ -133,6 +133,8 @@ pub fn description_value<'a>(description: &'a str, key: &str) -> Option<&'a str>
 mod tests {
     use super::*;
 
+    const PINNED_DIGEST: &str = "f7908a391c52e980b0f20f98d052ba37c044e4671662d159fe3885576f1ef923";
+
     fn spec() -> Spec {
         Spec {
             vmid: 100,
@@ -156,6 +158,14 @@ mod tests {
         assert!(!without.contains_key("mp0"));
         // The container made without mp0 carries the same spec: it gets mp0 moved in.
         assert_eq!(p["description"], without["description"]);
+    }
+
+    /// The digest of a given spec is fixed: a change to how parameters are written would change
+    /// it, and every deployed appliance would be replaced (upgraded) at its next `up`. Change
+    /// this value only together with a deliberate change of the container.
+    #[test]
+    fn the_digest_of_a_spec_is_stable() {
+        assert_eq!(spec().digest(), PINNED_DIGEST);
     }
 
     #[test]
