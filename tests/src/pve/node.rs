@@ -104,8 +104,6 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds the namespace, the bridge and its DHCP server, and starts `pve-sim` (the binary at
-    /// `sim`, from `env!("CARGO_BIN_EXE_pve-sim")`); returns once the sim serves.
     /// Starts a node with the sim binary `sim`, runs `test` on it, and on failure adds the
     /// node's diagnostics (the sim's log, LXC's, the containers' consoles) to the error.
     pub fn with<T>(sim: &Path, test: impl FnOnce(&Node) -> Result<T>) -> Result<T> {
@@ -113,6 +111,8 @@ impl Node {
         test(&node).map_err(|e| anyhow!("{e:#}\n{}", node.diagnostics()))
     }
 
+    /// Builds the namespace, the bridge and its DHCP server, and starts `pve-sim` (the binary at
+    /// `sim`, from `env!("CARGO_BIN_EXE_pve-sim")`); returns once the sim serves.
     pub fn start(sim: &Path) -> Result<Node> {
         ensure!(nix::unistd::geteuid().is_root(), "a pve-sim node needs root (namespaces, bridges, LXC)");
         netns::remove_stale();
