@@ -81,13 +81,17 @@ async fn serve(args: Args) -> Result<()> {
     let socket = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let certificate = Certificate::generate(&args.node, args.listen)?;
+    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    let certificate = Certificate::load_or_generate(&args.data, &args.node, args.listen)?;
     std::fs::write(&args.cert_out, &certificate.pem)
         .with_context(|| format!("cannot write {}", args.cert_out.display()))?;
     let fingerprint = certificate.fingerprint();
     let log = RequestLog::open(&args.request_log)?;
     let options = Options { node: args.node, token: args.token, data: args.data };
     let sim = Sim::new(options, schema).context("cannot set up the sim's data directory")?;
+    if let Some(upid) = sim.boot() {
+        tracing::info!(%upid, "starting the containers marked onboot");
+    }
     let shutdown = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;

@@ -86,6 +86,8 @@ impl Entry {
 #[derive(Debug)]
 pub struct Node {
     sim: Mutex<Child>,
+    /// The sim's binary, for a restart.
+    sim_binary: PathBuf,
     dhcp: Mutex<Child>,
     fingerprint: String,
     token: String,
@@ -142,19 +144,11 @@ impl Node {
         let request_log = dir.path().join("requests.jsonl");
         let sim_log = dir.path().join("pve-sim.log");
         logs.register("pve-sim", &sim_log);
-        let mut cmd = host.command(&sim.to_string_lossy());
-        cmd.arg("--listen")
-            .arg(format!("{NODE_ADDRESS}:{API_PORT}"))
-            .arg("--data")
-            .arg(&data)
-            .args(["--node", NODE_NAME, "--token", &token])
-            .arg("--cert-out")
-            .arg(&ca_file)
-            .arg("--request-log")
-            .arg(&request_log);
+        let mut cmd = sim_command(&host, sim, &data, &token, &ca_file, &request_log);
         let child = spawn_logged(&mut cmd, &sim_log)?;
         let mut node = Node {
             sim: Mutex::new(child),
+            sim_binary: sim.to_owned(),
             dhcp: Mutex::new(dhcp),
             fingerprint: String::new(),
             token,
@@ -168,14 +162,41 @@ impl Node {
             _claim: claim,
             dir,
         };
-        node.fingerprint = wait::until(READY_TIMEOUT, "pve-sim's fingerprint line", || {
-            if let Some(status) = node.sim.lock().unwrap_or_else(PoisonError::into_inner).try_wait()? {
-                bail!("pve-sim exited ({status})\n{}", node.logs.render());
+        node.fingerprint = node.await_fingerprint(0)?;
+        Ok(node)
+    }
+
+    /// The `n`-th (from 0) fingerprint line of the sim's log, once it is there: the sim serves.
+    fn await_fingerprint(&self, n: usize) -> Result<String> {
+        let sim_log = self.dir.path().join("pve-sim.log");
+        wait::until(READY_TIMEOUT, "pve-sim's fingerprint line", || {
+            if let Some(status) = self.sim.lock().unwrap_or_else(PoisonError::into_inner).try_wait()? {
+                bail!("pve-sim exited ({status})\n{}", self.logs.render());
             }
             let log = std::fs::read_to_string(&sim_log).unwrap_or_default();
-            Ok(log.lines().find_map(|l| l.strip_prefix("fingerprint ")).map(str::to_owned))
-        })?;
-        Ok(node)
+            Ok(log.lines().filter_map(|l| l.strip_prefix("fingerprint ")).nth(n).map(str::to_owned))
+        })
+    }
+
+    /// The node reboots: the sim stops (and with it every container, as a node's shutdown
+    /// does) and starts again over the same data, starting the containers marked `onboot`. Its
+    /// certificate is the same afterwards, as a node's `pve-ssl.pem` is.
+    pub fn reboot(&self) -> Result<()> {
+        let status = self.stop_sim()?;
+        ensure!(status.success(), "pve-sim stopped with {status}");
+        let mut cmd = sim_command(
+            &self.host,
+            &self.sim_binary,
+            &self.data,
+            &self.token,
+            &self.ca_file,
+            &self.request_log,
+        );
+        let child = spawn_logged(&mut cmd, &self.dir.path().join("pve-sim.log"))?;
+        *self.sim.lock().unwrap_or_else(PoisonError::into_inner) = child;
+        let fingerprint = self.await_fingerprint(1)?;
+        ensure!(fingerprint == self.fingerprint, "the sim's certificate changed across the reboot");
+        Ok(())
     }
 
     /// The API's base URL, `https://192.168.100.1:8006` (paths go below `/api2/json`).
@@ -359,6 +380,28 @@ impl Drop for Node {
 }
 
 /// dnsmasq serving DHCP on the bridge (no DNS), the node itself as router; waits until bound.
+/// `pve-sim` for this node, in its namespace.
+fn sim_command(
+    host: &Host,
+    sim: &Path,
+    data: &Path,
+    token: &str,
+    ca_file: &Path,
+    request_log: &Path,
+) -> Command {
+    let mut cmd = host.command(&sim.to_string_lossy());
+    cmd.arg("--listen")
+        .arg(format!("{NODE_ADDRESS}:{API_PORT}"))
+        .arg("--data")
+        .arg(data)
+        .args(["--node", NODE_NAME, "--token", token])
+        .arg("--cert-out")
+        .arg(ca_file)
+        .arg("--request-log")
+        .arg(request_log);
+    cmd
+}
+
 fn start_dhcp(host: &Host) -> Result<Child> {
     let leases = host.dir().join("dnsmasq-dhcp.leases");
     let args = vec![

@@ -78,6 +78,31 @@ impl Sim {
         Ok(Arc::new(Sim { network: network::Network::default(), tasks, storage, lxc, schema, options }))
     }
 
+    /// The node's boot, as Proxmox's `pve-guests` service does it: every container with
+    /// `onboot: 1` that is not running starts, in order of VMID, in one `startall` task; its
+    /// UPID, or `None` when no container is marked.
+    pub fn boot(self: &Arc<Self>) -> Option<String> {
+        let marked =
+            |id: &u32| self.lxc.read(*id).is_ok_and(|c| c.keys.get("onboot").is_some_and(|v| v == "1"));
+        let onboot: Vec<u32> = self.lxc.vmids().into_iter().filter(marked).collect();
+        if onboot.is_empty() {
+            return None;
+        }
+        let sim = Arc::clone(self);
+        Some(self.tasks.spawn("startall", "", "root@pam", move |log| {
+            for id in onboot {
+                if sim.lxc.state(id).0 {
+                    continue;
+                }
+                log.line(format!("Starting CT {id}"));
+                let lock = sim.lxc.lock(id);
+                let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                sim.lxc.start(id, &sim.storage, log)?;
+            }
+            Ok(())
+        }))
+    }
+
     /// Stops (`lxc-stop -k`) every container this sim started: the sim's end is the node's.
     pub fn shutdown(&self) {
         self.lxc.kill_all();

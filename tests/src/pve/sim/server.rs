@@ -91,6 +91,30 @@ impl Certificate {
         })
     }
 
+    /// The certificate kept in `dir` (`pve-ssl.der`, `pve-ssl.key`, `pve-ssl.pem`), as a node
+    /// keeps its `pve-ssl.pem` across reboots; made with [`Certificate::generate`] and kept
+    /// there the first time.
+    pub fn load_or_generate(dir: &Path, node: &str, listen: SocketAddr) -> Result<Certificate, ServerError> {
+        let (der, key, pem) = (dir.join("pve-ssl.der"), dir.join("pve-ssl.key"), dir.join("pve-ssl.pem"));
+        let io = |what: &Path| {
+            let what = what.display().to_string();
+            move |source| ServerError::Io { what, source }
+        };
+        if der.exists() {
+            return Ok(Certificate {
+                der: CertificateDer::from(std::fs::read(&der).map_err(io(&der))?),
+                pem: std::fs::read_to_string(&pem).map_err(io(&pem))?,
+                key: PrivatePkcs8KeyDer::from(std::fs::read(&key).map_err(io(&key))?),
+            });
+        }
+        let certificate = Certificate::generate(node, listen)?;
+        std::fs::write(&key, certificate.key.secret_pkcs8_der()).map_err(io(&key))?;
+        std::fs::write(&pem, &certificate.pem).map_err(io(&pem))?;
+        // Last: its presence says the other two are complete.
+        std::fs::write(&der, certificate.der.as_ref()).map_err(io(&der))?;
+        Ok(certificate)
+    }
+
     /// SHA-256 of the DER, as `pvenode cert info` shows it: `AA:BB:...`.
     pub fn fingerprint(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.der);
