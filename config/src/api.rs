@@ -25,6 +25,11 @@ pub use app::{
     MIN_HEALTH_INTERVAL, RawApp, RawBackend, RawHealthCheck,
 };
 pub use forward::{ForwardRequest, ForwardView};
+
+/// The header of `GET /v1/ca.crt` that proves the CA came from the holder of the admin token:
+/// lowercase hex of HMAC-SHA256 over the body, keyed with the raw SHA-256 of the token. The
+/// appliance sends it; the provisioner checks it before pinning the CA.
+pub const CA_PROOF_HEADER: &str = "proximity-ca-proof";
 pub use reservation::{ApiReservation, ReservationRequest};
 
 /// An app as `GET /v1/apps[/{name}]` shows it: the stored [`App`] and where it points now.

@@ -47,7 +47,7 @@ use crate::names::Directory;
 use crate::nat::Forwards;
 use crate::state::{Lease, Store, StoreError};
 use error::ApiError;
-pub use proof::{CA_PROOF_HEADER, ca_proof};
+pub use proof::ca_proof;
 pub use server::serve;
 pub use token::{Token, TokenError};
 

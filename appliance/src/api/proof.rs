@@ -1,16 +1,13 @@
 //! The CA proof: `GET /v1/ca.crt` is open (a client needs the CA before it can trust our TLS),
 //! so on first contact anyone in the path could hand out their own CA. The answer therefore
-//! carries [`CA_PROOF_HEADER`]: HMAC-SHA256 over the exact body bytes, keyed with the 32 raw
-//! bytes of the token's SHA-256. A client that holds the token (the provisioner that made it)
-//! checks it and then pins the CA: trust on first use, verified. The key is the hash, not the
+//! carries `proximity_config::api::CA_PROOF_HEADER`: HMAC-SHA256 over the exact body bytes,
+//! keyed with the 32 raw bytes of the token's SHA-256. A client that holds the token (the
+//! provisioner that made it) checks it and then pins the CA: trust on first use, verified. The key is the hash, not the
 //! token, so an appliance that only knows `admin.token_sha256` can prove too.
 
 use ring::hmac;
 
 use super::token::Token;
-
-/// The response header carrying the proof, lowercase hex.
-pub const CA_PROOF_HEADER: &str = "proximity-ca-proof";
 
 /// The proof for `body` (the served PEM) under `token`: lowercase hex of the HMAC-SHA256.
 pub fn ca_proof(token: &Token, body: &[u8]) -> String {

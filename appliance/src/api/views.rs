@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use proximity_config::api::{DnsRecordView, HealthView, LeaseView};
+use proximity_config::api::{CA_PROOF_HEADER, DnsRecordView, HealthView, LeaseView};
 use tracing::info;
 
 use super::error::{ApiError, PathParam};
-use super::proof::{CA_PROOF_HEADER, ca_proof};
+use super::proof::ca_proof;
 use super::{OPENAPI_JSON, Shared};
 use crate::dns::View;
 use crate::dns::zone::{Zone, reverse_name, reverse_zones};

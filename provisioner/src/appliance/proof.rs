@@ -3,8 +3,7 @@
 //! knows the token can so tell, on first contact and without trusting the TLS certificate, that
 //! the CA came from its own appliance, and then pin it.
 
-/// The response header carrying the proof.
-pub const HEADER: &str = "proximity-ca-proof";
+pub use proximity_config::api::CA_PROOF_HEADER as HEADER;
 
 /// Why a CA was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -142,7 +142,7 @@ fn demo(node: &Node, deploy: &Deploy<'_>, hold: bool) -> Result<()> {
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().map(|m| m.len()).unwrap_or(0)))
         .find(|(name, _)| name.starts_with("proximity-appliance_"))
         .context("no template in the node's storage")?;
-    let pid = appliance_pid(node)?;
+    let pid = node.init_pid(100)?;
     let idle = memory(pid)?;
     load(node, &url, &wan)?;
     let loaded = memory(pid)?;
@@ -217,13 +217,6 @@ fn check_curl(
     );
     println!("✓ {url} answers {side}{}", if ca.is_some() { " (verified against the pinned CA)" } else { "" });
     Ok(())
-}
-
-/// The appliance: CT 100's init, as `lxc-info` reports it.
-fn appliance_pid(node: &Node) -> Result<u32> {
-    let out = node.lxc("info", 100).args(["-p", "-H"]).output().context("cannot run lxc-info")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().parse().with_context(|| format!("lxc-info gave no pid for CT 100: {text:?}"))
 }
 
 struct Memory {

@@ -25,8 +25,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one API call may take: an app mutation commits to disk, nothing more.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The response header proving `/v1/ca.crt` came from the holder of the token.
-pub const CA_PROOF_HEADER: &str = "proximity-ca-proof";
+pub use proximity_config::api::CA_PROOF_HEADER;
 
 /// The proof a token holder expects for a CA body: lowercase hex of HMAC-SHA256 keyed with the
 /// raw SHA-256 of the token (the contract; computed here, not with the appliance's code).

@@ -354,6 +354,13 @@ impl Node {
         cmd.arg("-P").arg(self.data.join("lxc")).arg("-n").arg(vmid.to_string());
         cmd
     }
+
+    /// The pid of container `vmid`'s init as this machine sees it (`lxc-info -p`).
+    pub fn init_pid(&self, vmid: u32) -> Result<u32> {
+        let out = self.lxc("info", vmid).args(["-p", "-H"]).output().context("cannot run lxc-info")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().with_context(|| format!("lxc-info gave no pid for CT {vmid}: {text:?}"))
+    }
 }
 
 impl Drop for Node {

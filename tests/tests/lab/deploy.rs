@@ -204,14 +204,14 @@ fn journey(node: &Node) -> Result<()> {
     );
 
     // The node reboots: CT 100 is `onboot`, so it comes back by itself (a new init), with its state.
-    let init_before = ct100_init(node)?;
+    let init_before = node.init_pid(100)?;
     node.reboot()?;
     let back = wait::until(APP_TIMEOUT, "CT 100 running after the node's reboot", || {
         let status = proximity.json(&second, &["status", "--json"])?;
         Ok((status["container"] == "running" && status["wan_address"].is_string()).then_some(status))
     })?;
     let wan = back["wan_address"].as_str().context("no WAN address after the reboot")?.to_owned();
-    ensure!(ct100_init(node)? != init_before, "CT 100 kept its init across the node's reboot");
+    ensure!(node.init_pid(100)? != init_before, "CT 100 kept its init across the node's reboot");
     app_answers(node, &client, &wan, &ca)?;
 
     // Down leaves nothing of ours (the client goes first: it is the test's, not the deploy's).
@@ -246,14 +246,6 @@ fn journey(node: &Node) -> Result<()> {
     let out = proximity.ok(&second, &["down"])?;
     ensure!(out.contains("nothing to remove"), "second down: {out}");
     Ok(())
-}
-
-/// CT 100's init as the host sees it (`lxc-info -p`).
-fn ct100_init(node: &Node) -> Result<String> {
-    let out = node.lxc("info", 100).args(["-p", "-H"]).output()?;
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    ensure!(!pid.is_empty(), "lxc-info gave no pid for CT 100");
-    Ok(pid)
 }
 
 /// The WAN address `status` reports (the upgraded container may have a new lease).
