@@ -59,7 +59,8 @@ pub async fn build(appliance: &Path, state: &State, out: &Path) -> Result<Templa
 
 /// Builds the template with the admin token hash `token_sha256` (if any) into `out`, or finds
 /// it there: the same inputs give the same bytes (decision 1), so a template built from them
-/// before, still intact, is reused (the build compresses the whole binary and takes minutes).
+/// before, still intact, is reused (the build reads and compresses the whole binary: seconds for
+/// a debug build).
 pub async fn build_with(appliance: &Path, token_sha256: Option<&str>, out: &Path) -> Result<Template> {
     let inputs = Inputs {
         appliance: appliance.to_owned(),
